@@ -1,0 +1,302 @@
+"""Structured pruning: rank a group's channels (or heads), choose the kept ones, mask them,
+or remove them physically.
+
+A group (`hirelc.inventory.ChannelGroup`) is the unit: every producer of a group keeps the
+same rows, every consumer the matching columns. Kept indices are a dict
+`group id -> LongTensor` of sorted unit indices (channels, or heads for a head group); only
+groups that lose units appear in it.
+
+Kernel names inside a group are module paths of Conv/Linear modules whose weight is
+`.weight` (the inventory never puts `nn.MultiheadAttention` projections in a group).
+
+>>> from hirelc.inventory import inspect
+>>> from hirelc.plan import LayerConfig
+>>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+>>> groups = inspect(net, torch.randn(1, 1, 8, 8)).groups
+>>> plan = Plan({"0": LayerConfig(bits=8, keep_ratio=0.5)})
+>>> kept = kept_indices(net, groups, plan, {"0": torch.tensor([1.0, 4.0, 3.0, 2.0])})
+>>> kept
+{'0': tensor([1, 2])}
+>>> small = prune_physically(net, kept, groups)
+>>> small[0].out_channels, small[2].in_channels, small[2].weight.shape
+(2, 2, torch.Size([2, 2, 3, 3]))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from hirelc.cost import kept_count
+from hirelc.inventory.groups import ChannelGroup
+from hirelc.inventory.kernels import is_depthwise
+from hirelc.plan import Plan
+
+__all__ = [
+    "KernelSlice",
+    "apply_masks_",
+    "group_importance",
+    "group_keep_count",
+    "kept_count",
+    "kept_indices",
+    "kernel_slices",
+    "prune_physically",
+    "select_kept",
+]
+
+CRITERIA = ("l1", "l2")
+
+
+def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1") -> Tensor:
+    """Importance of each unit of `group`: the L1 or L2 norm of its rows, summed over the
+    group's producers (for a head: its q, k and v rows together). Shape (group.size,).
+
+    >>> net = nn.Sequential(nn.Linear(2, 2, bias=False))
+    >>> _ = net[0].weight.data.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.5]]))
+    >>> group_importance(net, ChannelGroup("0", "channels", 2, ("0",)))
+    tensor([3., 1.])
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown pruning criterion {criterion!r}; expected one of {CRITERIA}")
+    score = torch.zeros(group.size)
+    for name in group.producers:
+        w = model.get_submodule(name).weight.detach().float().cpu()
+        units = w.reshape(group.row_chunks, group.size, group.unit, -1)  # (chunks, size, unit, cols)
+        units = units.transpose(0, 1)  # (size, chunks, unit, cols)
+        units = units.reshape(group.size, -1)
+        score += units.abs().sum(1) if criterion == "l1" else units.pow(2).sum(1).sqrt()
+    return score
+
+
+def group_keep_count(group: ChannelGroup, keep_ratios: Iterable[float]) -> int:
+    """Units kept: the largest count asked by any kernel of the group (ARCHITECTURE: a
+    residual-tied group never prunes more than any of its producers asks)."""
+    return max(kept_count(group.size, float(r)) for r in keep_ratios)
+
+
+def select_kept(scores: Tensor, keep_ratios: float | Iterable[float]) -> Tensor:
+    """Sorted indices of the highest-scoring units; the count is the largest
+    `kept_count(len(scores), r)` over `keep_ratios`. Ties keep the lower index.
+
+    >>> select_kept(torch.tensor([0.5, 3.0, 1.0, 2.0]), [0.5, 0.25])
+    tensor([1, 3])
+    """
+    ratios = [keep_ratios] if isinstance(keep_ratios, (int, float)) else list(keep_ratios)
+    if not ratios:
+        raise ValueError("select_kept needs at least one keep ratio")
+    n = scores.numel()
+    return _top(scores, max(kept_count(n, float(r)) for r in ratios))
+
+
+def _top(scores: Tensor, count: int) -> Tensor:
+    """Sorted indices of the `count` largest scores, ties to the lower index."""
+    order = torch.argsort(scores.detach().reshape(-1), descending=True, stable=True)
+    return order[:count].sort().values
+
+
+def _group_ratios(group: ChannelGroup, plan: Plan) -> list[float]:
+    # a kernel the plan leaves out stays uncompressed: it asks to keep everything
+    return [plan[n].keep_ratio if n in plan else 1.0 for n in group.producers + group.depthwise]
+
+
+def _scores(model: nn.Module, group: ChannelGroup,
+            importance: str | Mapping[str, Tensor] | None) -> Tensor:
+    if importance is None or isinstance(importance, str):
+        return group_importance(model, group, importance or "l1")
+    if group.id not in importance:
+        return group_importance(model, group, "l1")
+    scores = torch.as_tensor(importance[group.id]).detach().float().reshape(-1).cpu()
+    if scores.numel() != group.size:
+        raise ValueError(f"importance for group {group.id!r} has {scores.numel()} values, "
+                         f"the group has {group.size} {group.kind}")
+    return scores
+
+
+def kept_indices(
+    model: nn.Module,
+    groups: Mapping[str, ChannelGroup],
+    plan: Plan,
+    importance: str | Mapping[str, Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """group id -> sorted kept unit indices, for every prunable group the plan shrinks.
+
+    importance: "l1" (default) or "l2" weight norms, or a mapping group id -> scores of
+    length group.size (e.g. Fisher); groups missing from the mapping fall back to L1.
+
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> groups = inspect(net, torch.randn(1, 3)).groups
+    >>> kept = kept_indices(net, groups, Plan({"0": LayerConfig(bits=8, keep_ratio=0.5)}), "l2")
+    >>> len(kept["0"])
+    2
+    """
+    kept = {}
+    for g in groups.values():
+        if not g.prunable:
+            continue
+        count = group_keep_count(g, _group_ratios(g, plan))
+        if count < g.size:
+            kept[g.id] = _top(_scores(model, g, importance), count)
+    return kept
+
+
+@dataclass(frozen=True)
+class KernelSlice:
+    """Kept rows (dim 0) and input columns (dim 1) of one kernel's weight; None = all."""
+
+    rows: Tensor | None = None
+    cols: Tensor | None = None
+
+    def mask(self, shape: tuple[int, ...] | torch.Size) -> Tensor:
+        """Boolean mask of `shape`, True on kept weights."""
+        keep_rows = torch.zeros(shape[0], dtype=torch.bool)
+        keep_rows[self.rows if self.rows is not None else slice(None)] = True
+        keep_cols = torch.zeros(shape[1], dtype=torch.bool)
+        keep_cols[self.cols if self.cols is not None else slice(None)] = True
+        mask = keep_rows.view(-1, 1) & keep_cols.view(1, -1)  # (rows, cols)
+        return mask.view(*mask.shape, *([1] * (len(shape) - 2))).expand(*shape)
+
+
+def _merge(slices: dict[str, KernelSlice], name: str, rows: Tensor | None = None,
+           cols: Tensor | None = None) -> None:
+    old = slices.get(name, KernelSlice())
+    if (rows is not None and old.rows is not None) or (cols is not None and old.cols is not None):
+        raise ValueError(f"kernel {name!r} is sliced by two groups on the same dimension")
+    slices[name] = KernelSlice(rows if rows is not None else old.rows,
+                               cols if cols is not None else old.cols)
+
+
+def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, KernelSlice]:
+    """kernel name -> KernelSlice for every kernel the kept indices shrink.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    >>> slices = kernel_slices(inspect(net, torch.randn(1, 1, 8, 8)).groups, {"0": torch.tensor([0, 2])})
+    >>> slices["0"].rows, slices["2"].cols
+    (tensor([0, 2]), tensor([0, 2]))
+    """
+    slices: dict[str, KernelSlice] = {}
+    for gid, idx in kept.items():
+        g = _group(groups, gid)
+        idx = idx.long().cpu()
+        for name in g.producers:
+            _merge(slices, name, rows=g.rows(idx))
+        for name in g.depthwise:
+            _merge(slices, name, rows=idx)
+        for name, _ in g.consumers:
+            _merge(slices, name, cols=g.columns(name, idx))
+    return slices
+
+
+def _group(groups: Mapping[str, ChannelGroup], gid: str) -> ChannelGroup:
+    if gid not in groups:
+        raise ValueError(f"kept indices name group {gid!r}, which is not among the groups")
+    g = groups[gid]
+    if not g.prunable:
+        raise ValueError(f"group {gid!r} cannot be pruned: {g.reason}")
+    return g
+
+
+def _batchnorm_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {bn: idx.long().cpu() for gid, idx in kept.items() for bn in groups[gid].batchnorms}
+
+
+def _unit_mask(n: int, rows: Tensor) -> Tensor:
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[rows] = True
+    return mask
+
+
+@torch.no_grad()
+def apply_masks_(
+    model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, ChannelGroup]
+) -> nn.Module:
+    """Zero, in place, every weight, bias and BatchNorm affine parameter of the pruned units:
+    the masked equivalent of `prune_physically` (no quantization). Returns `model`.
+
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> groups = inspect(net, torch.randn(1, 3)).groups
+    >>> masked = apply_masks_(copy.deepcopy(net), {"0": torch.tensor([1, 3])}, groups)
+    >>> masked[0].bias[[0, 2]].tolist(), bool(masked[2].weight[:, [0, 2]].eq(0).all())
+    ([0.0, 0.0], True)
+    """
+    for name, sl in kernel_slices(groups, kept).items():
+        mod = model.get_submodule(name)
+        mod.weight.mul_(sl.mask(mod.weight.shape).to(mod.weight.device))
+        if sl.rows is not None and mod.bias is not None:
+            mod.bias.mul_(_unit_mask(mod.bias.shape[0], sl.rows).to(mod.bias.device))
+    for path, idx in _batchnorm_keeps(groups, kept).items():
+        bn = model.get_submodule(path)
+        for p in (bn.weight, bn.bias):
+            if p is not None:
+                p.mul_(_unit_mask(p.shape[0], idx).to(p.device))
+    return model
+
+
+def _new_param(old: Tensor, value: Tensor) -> nn.Parameter:
+    return nn.Parameter(value.clone(), requires_grad=old.requires_grad)
+
+
+def _slice_kernel(mod: nn.Module, sl: KernelSlice) -> None:
+    """Reslice a Conv1d/Conv2d/Linear in place and update its size attributes."""
+    depthwise = is_depthwise(mod)
+    w = mod.weight.detach()
+    if sl.rows is not None:
+        w = w.index_select(0, sl.rows.to(w.device))
+    if sl.cols is not None:
+        w = w.index_select(1, sl.cols.to(w.device))
+    mod.weight = _new_param(mod.weight, w)
+    if sl.rows is not None and mod.bias is not None:
+        mod.bias = _new_param(mod.bias, mod.bias.detach().index_select(0, sl.rows.to(w.device)))
+    if isinstance(mod, nn.Linear):
+        mod.out_features, mod.in_features = w.shape[0], w.shape[1]
+    elif depthwise:  # channel c reads channel c: in = out = groups shrink together
+        mod.in_channels = mod.out_channels = mod.groups = w.shape[0]
+    else:
+        mod.out_channels, mod.in_channels = w.shape[0], w.shape[1] * mod.groups
+
+
+def _slice_batchnorm(bn: nn.Module, idx: Tensor) -> None:
+    for name in ("weight", "bias"):
+        p = getattr(bn, name)
+        if p is not None:
+            setattr(bn, name, _new_param(p, p.detach().index_select(0, idx.to(p.device))))
+    for name in ("running_mean", "running_var"):
+        buf = getattr(bn, name)
+        if buf is not None:
+            setattr(bn, name, buf.index_select(0, idx.to(buf.device)).clone())
+    bn.num_features = len(idx)
+
+
+def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, ChannelGroup]) -> nn.Module:
+    """`prune_physically` in place (the model must carry no parametrizations)."""
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        raise ValueError("prune_physically needs a plain model; for a model from apply_plan "
+                         "use hirelc.compress.apply.to_physical")
+    for name, sl in kernel_slices(groups, kept).items():
+        _slice_kernel(model.get_submodule(name), sl)
+    for path, idx in _batchnorm_keeps(groups, kept).items():
+        _slice_batchnorm(model.get_submodule(path), idx)
+    for gid, idx in kept.items():
+        if groups[gid].kind == "heads":
+            model.get_submodule(groups[gid].module).num_heads = len(idx)
+    return model
+
+
+def prune_physically(model: nn.Module, kept: Mapping[str, Tensor],
+                     groups: Mapping[str, ChannelGroup]) -> nn.Module:
+    """A copy of `model` with the pruned channels and heads removed: smaller producer rows
+    and biases, BatchNorm parameters and running statistics, depthwise convs, consumer input
+    columns (a flatten multiplier included), attention qkv rows / proj columns / num_heads,
+    and the modules' size attributes. `model` is left untouched.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Conv2d(6, 2, 3))
+    >>> groups = inspect(net, torch.randn(1, 1, 8, 8)).groups
+    >>> small = prune_physically(net, {"0": torch.tensor([0, 2, 5])}, groups)
+    >>> small[0].out_channels, small[1].num_features, small[3].in_channels
+    (3, 3, 3)
+    """
+    return reslice_(copy.deepcopy(model), kept, groups)

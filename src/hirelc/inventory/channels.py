@@ -1,0 +1,443 @@
+"""Channel groups for structured pruning, found by following channels through an fx graph.
+
+Every call of a Conv/Linear kernel creates channels (a union-find element); the analysis
+follows them through channel-wise layers (BatchNorm, depthwise conv, activations, dropout,
+pooling, scalar scaling, flatten) to the kernels that read them, and merges elements that a
+residual add ties together. Anything it does not understand (cat, LayerNorm, permute,
+indexing, grouped conv, the model output, ...) marks the group "not prunable" with the
+reason, so pruning is never applied where removing a channel could change the function.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from hirelc.inventory.groups import ChannelGroup
+from hirelc.inventory.kernels import KernelRef, is_depthwise, is_timm_attention
+
+PASSTHROUGH_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.LeakyReLU, nn.ELU, nn.Mish, nn.Hardtanh, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+    nn.Identity,
+)
+POOL_MODULES = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+)
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+PASSTHROUGH_FUNCTIONS = {
+    F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.gelu, F.silu, F.hardswish,
+    F.hardsigmoid, F.leaky_relu, F.elu, F.mish, F.hardtanh, torch.sigmoid, torch.tanh,
+    F.dropout, F.dropout1d, F.dropout2d, torch.dropout,
+}
+PASSTHROUGH_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "detach"}
+POOL_FUNCTIONS = {
+    F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d, F.adaptive_max_pool1d, F.adaptive_max_pool2d, torch.max_pool1d,
+    torch.max_pool2d, torch.avg_pool1d, torch.adaptive_avg_pool1d, torch.adaptive_max_pool1d,
+}
+ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub}
+ADD_METHODS = {"add", "add_", "sub", "sub_"}
+SCALE_FUNCTIONS = {operator.mul, operator.imul, torch.mul, operator.truediv, operator.itruediv, torch.div}
+SCALE_METHODS = {"mul", "mul_", "div", "div_"}
+DIVISIONS = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
+SHAPE_METHODS = {"size", "dim", "numel"}
+SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
+
+
+@dataclass
+class _Members:
+    """Everything attached to one union-find element of channels."""
+
+    size: int
+    producers: list[str] = field(default_factory=list)
+    batchnorms: list[str] = field(default_factory=list)
+    depthwise: list[str] = field(default_factory=list)
+    consumers: list[tuple[str, int]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Track:
+    """Where a traced tensor carries an element's channels: dim `dim`, each channel owning
+    `repeat` consecutive entries of that dim (repeat > 1 after a flatten of C x H x W)."""
+
+    elem: int
+    dim: int
+    repeat: int = 1
+
+
+@dataclass
+class ChannelFlow:
+    """Result of the analysis."""
+
+    groups: list[ChannelGroup]
+    kernel_reasons: dict[str, str]  # kernels that produce no group: why they can't be pruned
+    attention_calls: list[str]  # timm-style attention modules called in the graph
+    leaf_calls: set[str]  # paths of every module called as a unit
+
+
+def _shape(node: object) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def _describe(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f"Tensor.{node.target}() (node '{node.name}')"
+    name = getattr(node.target, "__name__", str(node.target))
+    return f"{name} (node '{node.name}')"
+
+
+def _arg(node: fx.Node, index: int, name: str, default: object = None) -> object:
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
+
+
+class _Analysis:
+    """One pass over the graph in topological order, then the union-find is resolved."""
+
+    def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef]) -> None:
+        self.gm = gm
+        self.kernels = kernels  # module path (aliases too) -> kernel
+        self.parent: list[int] = []
+        self.members: list[_Members] = []
+        self.track: dict[fx.Node, _Track] = {}
+        self.kernel_reasons: dict[str, str] = {}
+        self.attention_calls: list[str] = []
+        self.leaf_calls: set[str] = set()
+
+    # -- union-find ---------------------------------------------------------------------
+    def _new(self, size: int, producer: str) -> int:
+        self.parent.append(len(self.parent))
+        self.members.append(_Members(size, producers=[producer]))
+        return len(self.parent) - 1
+
+    def find(self, e: int) -> int:
+        while self.parent[e] != e:
+            self.parent[e] = self.parent[self.parent[e]]  # path halving
+            e = self.parent[e]
+        return e
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+        return ra
+
+    # -- helpers ------------------------------------------------------------------------
+    def _src(self, node: fx.Node, index: int = 0) -> _Track | None:
+        arg = node.args[index] if len(node.args) > index else None
+        return self.track.get(arg) if isinstance(arg, fx.Node) else None
+
+    def _poison(self, t: _Track | None, phrase: str) -> None:
+        if t is not None:
+            self.members[t.elem].reasons.append(phrase)
+
+    def _poison_inputs(self, node: fx.Node, phrase: str) -> None:
+        for n in node.all_input_nodes:
+            self._poison(self.track.get(n), phrase)
+
+    def _pass(self, node: fx.Node, src: _Track, dim: int | None = None, repeat: int | None = None) -> None:
+        self.track[node] = _Track(src.elem, src.dim if dim is None else dim,
+                                  src.repeat if repeat is None else repeat)
+
+    def _unknown(self, node: fx.Node, what: str | None = None) -> None:
+        what = what or f"read by {_describe(node)}, which the channel analysis does not follow"
+        self._poison_inputs(node, what)
+
+    # -- graph walk ---------------------------------------------------------------------
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            if node.op == "call_module":
+                self._call_module(node)
+            elif node.op in ("call_function", "call_method"):
+                self._call(node)
+            elif node.op == "output":
+                self._poison_inputs(node, "returned as (part of) the model output")
+
+    def _call_module(self, node: fx.Node) -> None:
+        path = str(node.target)
+        mod = self.gm.get_submodule(path)
+        self.leaf_calls.add(path)
+        ref = self.kernels.get(path)
+        if is_timm_attention(mod):
+            self.attention_calls.append(path)
+            self._unknown(node, f"read by attention module '{path}', which is pruned only by heads")
+        elif isinstance(mod, nn.MultiheadAttention):
+            self._unknown(node, f"read by nn.MultiheadAttention '{path}'")
+        elif ref is not None and isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            self._conv(node, ref, mod)
+        elif ref is not None and isinstance(mod, nn.Linear):
+            self._linear(node, ref, mod)
+        elif isinstance(mod, BATCHNORMS):
+            self._batchnorm(node, path, mod)
+        elif isinstance(mod, PASSTHROUGH_MODULES):
+            self._elementwise(node)
+        elif isinstance(mod, POOL_MODULES):
+            self._pool(node)
+        elif isinstance(mod, nn.Flatten):
+            self._flatten(node, mod.start_dim, mod.end_dim)
+        else:
+            self._unknown(node, f"read by {type(mod).__name__} '{path}', which is not a channel-wise layer")
+
+    def _call(self, node: fx.Node) -> None:
+        t, is_method = node.target, node.op == "call_method"
+        if (is_method and t in SHAPE_METHODS) or (t is getattr and node.args[1] in SHAPE_ATTRS):
+            return  # shape queries: no tensor flows on
+        if (is_method and t in ADD_METHODS) or (not is_method and t in ADD_FUNCTIONS):
+            self._add(node)
+        elif (is_method and t in SCALE_METHODS) or (not is_method and t in SCALE_FUNCTIONS):
+            self._scale(node, divides=t in DIVISIONS)
+        elif (is_method and t in PASSTHROUGH_METHODS) or (not is_method and t in PASSTHROUGH_FUNCTIONS):
+            self._elementwise(node)
+        elif not is_method and t in POOL_FUNCTIONS:
+            self._pool(node)
+        elif t == "flatten" or t is torch.flatten:
+            self._flatten(node, _arg(node, 1, "start_dim", 0), _arg(node, 2, "end_dim", -1))
+        elif t in ("view", "reshape") or t is torch.reshape:
+            self._reshape(node)
+        elif t in ("mean", "sum") or t in (torch.mean, torch.sum):
+            self._reduce(node)
+        elif t is operator.getitem:
+            self._unknown(node, f"indexed or sliced by {_describe(node)}")
+        else:
+            self._unknown(node)
+
+    # -- kernels ------------------------------------------------------------------------
+    def _consume(self, src: _Track | None, name: str, dim: int, width: int) -> None:
+        if src is None:
+            return
+        size = self.members[src.elem].size
+        if src.dim != dim:
+            self._poison(src, f"read by '{name}' along a dimension other than its input features")
+        elif size * src.repeat != width:
+            self._poison(src, f"read by '{name}', whose {width} inputs are not "
+                              f"{size} channels x {src.repeat}")
+        else:
+            self.members[src.elem].consumers.append((name, src.repeat))
+
+    def _conv(self, node: fx.Node, ref: KernelRef, conv: nn.Module) -> None:
+        src, name = self._src(node), ref.name
+        if is_depthwise(conv):
+            if src is None:
+                self.kernel_reasons.setdefault(name, "depthwise convolution whose input channels "
+                                               "do not come from a prunable kernel")
+            elif src.dim != 1 or src.repeat != 1:
+                self._poison(src, f"read by depthwise convolution '{name}' along another dimension")
+                self.kernel_reasons.setdefault(name, "depthwise convolution reading a reshaped tensor")
+            else:
+                self.members[src.elem].depthwise.append(name)
+                self._pass(node, src)
+            return
+        if conv.groups > 1:
+            self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups})")
+            e = self._new(conv.out_channels, name)
+            self.members[e].reasons.append(
+                f"produced by grouped convolution '{name}' (groups={conv.groups}), "
+                "which cannot drop output channels independently of its groups")
+        else:
+            self._consume(src, name, dim=1, width=conv.in_channels)
+            e = self._new(conv.out_channels, name)
+        self.track[node] = _Track(e, 1)
+
+    def _linear(self, node: fx.Node, ref: KernelRef, lin: nn.Linear) -> None:
+        in_shape, out_shape = _shape(node.args[0]), _shape(node)
+        self._consume(self._src(node), ref.name, dim=len(in_shape) - 1, width=lin.in_features)
+        self.track[node] = _Track(self._new(lin.out_features, ref.name), len(out_shape) - 1)
+
+    # -- channel-wise layers ------------------------------------------------------------
+    def _batchnorm(self, node: fx.Node, path: str, bn: nn.Module) -> None:
+        src = self._src(node)
+        if src is None:
+            return
+        if src.dim != 1 or src.repeat != 1 or bn.num_features != self.members[src.elem].size:
+            self._poison(src, f"normalised by '{path}' along another dimension")
+            return
+        self.members[src.elem].batchnorms.append(path)
+        self._pass(node, src)
+
+    def _elementwise(self, node: fx.Node) -> None:
+        src = self._src(node)
+        for other in node.all_input_nodes[1:]:
+            self._poison(self.track.get(other), f"combined with other tensors by {_describe(node)}")
+        if src is None:
+            return
+        if _shape(node) == _shape(node.args[0]):
+            self._pass(node, src)
+        else:
+            self._poison(src, f"changed in shape by {_describe(node)}")
+
+    def _pool(self, node: fx.Node) -> None:
+        src, in_shape, out_shape = self._src(node), _shape(node.args[0]), _shape(node)
+        if src is None:
+            return
+        if src.dim == 1 and src.repeat == 1 and len(in_shape) >= 3 and out_shape[1] == in_shape[1]:
+            self._pass(node, src)
+        else:
+            self._poison(src, f"pooled across channels by {_describe(node)}")
+
+    def _flatten(self, node: fx.Node, start: int, end: int) -> None:
+        src, in_shape = self._src(node), _shape(node.args[0])
+        if src is None:
+            return
+        rank = len(in_shape)
+        start, end = start % rank, end % rank
+        d = src.dim
+        if d < start:
+            self._pass(node, src)
+        elif d > end:
+            self._pass(node, src, dim=d - (end - start))
+        elif d == start:  # the channel is the slowest-varying of the merged dims
+            self._pass(node, src, repeat=src.repeat * math.prod(in_shape[d + 1:end + 1]))
+        else:
+            self._poison(src, f"flattened together with an earlier dimension by {_describe(node)}")
+
+    def _reshape(self, node: fx.Node) -> None:
+        src = self._src(node)
+        if src is None:
+            return
+        in_shape, out_shape, d = _shape(node.args[0]), _shape(node), src.dim
+        sizes = list(node.args[1:]) or list(node.kwargs.get("shape", ()))
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = list(sizes[0])
+        flat = in_shape[:d] + (math.prod(in_shape[d:]),)
+        # only a flatten written with -1 survives physical pruning (a literal width would not)
+        if out_shape == flat and len(sizes) == d + 1 and isinstance(sizes[d], int) and sizes[d] == -1:
+            self._pass(node, src, repeat=src.repeat * math.prod(in_shape[d + 1:]))
+        else:
+            self._poison(src, f"reshaped by {_describe(node)} (only x.view(..., -1) flattening "
+                              "the channel dimension with every later one is followed)")
+
+    def _reduce(self, node: fx.Node) -> None:
+        src = self._src(node)
+        if src is None:
+            return
+        dims, keep = _arg(node, 1, "dim"), bool(_arg(node, 2, "keepdim", False))
+        rank = len(_shape(node.args[0]))
+        dims = [dims] if isinstance(dims, int) else dims
+        if not isinstance(dims, (tuple, list)) or not all(isinstance(x, int) for x in dims):
+            self._poison(src, f"reduced over every dimension by {_describe(node)}")
+            return
+        dims = [x % rank for x in dims]
+        if src.dim in dims or src.repeat != 1:
+            self._poison(src, f"reduced across channels by {_describe(node)}")
+            return
+        self._pass(node, src, dim=src.dim if keep else src.dim - sum(x < src.dim for x in dims))
+
+    def _add(self, node: fx.Node) -> None:
+        a, b = node.args[0], _arg(node, 1, "other")
+        ta = self.track.get(a) if isinstance(a, fx.Node) else None
+        tb = self.track.get(b) if isinstance(b, fx.Node) else None
+        if ta is not None and tb is not None:
+            if ta.dim == tb.dim and ta.repeat == tb.repeat and _shape(a) == _shape(b) == _shape(node):
+                self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim, ta.repeat))
+            else:
+                for t in (ta, tb):
+                    self._poison(t, f"added to a tensor of another layout by {_describe(node)}")
+            return
+        t, other = (ta, b) if ta is not None else (tb, a)
+        if t is None:
+            return
+        if isinstance(other, (int, float)) and _shape(node) == _shape(a if ta is not None else b):
+            self._pass(node, t)
+        else:
+            self._poison(t, f"added to a tensor whose channels cannot be removed by {_describe(node)}")
+
+    def _scale(self, node: fx.Node, divides: bool) -> None:
+        a, b = node.args[0], _arg(node, 1, "other")
+        ta = self.track.get(a) if isinstance(a, fx.Node) else None
+        tb = self.track.get(b) if isinstance(b, fx.Node) else None
+        if ta is not None and tb is None and isinstance(b, (int, float)):
+            self._pass(node, ta)
+        elif tb is not None and ta is None and isinstance(a, (int, float)) and not divides:
+            self._pass(node, tb)
+        else:
+            self._unknown(node, f"scaled by a tensor in {_describe(node)}")
+
+    # -- resolution ---------------------------------------------------------------------
+    def _tie_repeated_members(self) -> None:
+        """A module met in several elements (called twice) slices the same rows or columns
+        for all of them, so those elements must keep the same channels: merge them."""
+        first: dict[tuple[str, str], int] = {}
+        repeats: dict[str, set[int]] = {}
+        for e, m in enumerate(self.members):
+            keys = [("rows", n) for n in m.producers + m.depthwise] + [("bn", n) for n in m.batchnorms]
+            keys += [("columns", n) for n, _ in m.consumers]
+            for n, r in m.consumers:
+                repeats.setdefault(n, set()).add(r)
+            for key in keys:
+                if key in first:
+                    self.union(first[key], e)
+                else:
+                    first[key] = e
+        for e, m in enumerate(self.members):
+            for n, _ in m.consumers:
+                if len(repeats[n]) > 1:
+                    m.reasons.append(f"read by '{n}', which is called on differently flattened inputs")
+
+    def _poison_shared(self, shared: Mapping[str, tuple[str, ...]]) -> None:
+        for m in self.members:
+            names = m.producers + m.depthwise + [n for n, _ in m.consumers]
+            for n in names:
+                if n in shared:
+                    m.reasons.append(f"sliced through '{n}', whose weight is shared with "
+                                     f"module(s) {', '.join(shared[n])}")
+
+    def _merged(self) -> list[_Members]:
+        merged: dict[int, _Members] = {}
+        for e, m in enumerate(self.members):
+            g = merged.setdefault(self.find(e), _Members(m.size))
+            g.producers += m.producers
+            g.batchnorms += m.batchnorms
+            g.depthwise += m.depthwise
+            g.consumers += m.consumers
+            g.reasons += m.reasons
+        return list(merged.values())
+
+    def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
+        self._tie_repeated_members()
+        self._poison_shared(shared)
+        rank = lambda name: order.get(name, len(order))  # noqa: E731
+        groups = []
+        for m in self._merged():
+            producers = sorted(dict.fromkeys(m.producers), key=rank)
+            reasons = list(dict.fromkeys(m.reasons))
+            reason = ""
+            if reasons:
+                more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+                reason = f"its output channels are {reasons[0]}{more}"
+            elif m.size < 2:
+                reason = "it has a single output channel, and at least one is always kept"
+            groups.append(ChannelGroup(
+                producers[0], "channels", m.size, tuple(producers),
+                batchnorms=tuple(dict.fromkeys(m.batchnorms)),
+                depthwise=tuple(dict.fromkeys(m.depthwise)),
+                consumers=tuple(dict.fromkeys(m.consumers)),
+                prunable=not reason, reason=reason,
+            ))
+        return sorted(groups, key=lambda g: rank(g.id))
+
+
+def analyse_channels(
+    gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int]
+) -> ChannelFlow:
+    """Channel groups of a traced model (with `tensor_meta` from ShapeProp on every node).
+
+    `order` maps kernel names to their execution index; a group is named after its first
+    producer in that order.
+    """
+    by_module = {p: k for k in kernels if not k.kind.startswith("mha_") for p in (k.module, *k.aliases)}
+    analysis = _Analysis(gm, by_module)
+    analysis.run()
+    shared = {k.name: k.aliases for k in kernels if k.aliases}
+    groups = analysis.groups(order, shared)
+    return ChannelFlow(groups, analysis.kernel_reasons, analysis.attention_calls, analysis.leaf_calls)

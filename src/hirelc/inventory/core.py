@@ -1,0 +1,187 @@
+"""`inspect(model, example_input) -> Inventory`: every kernel of a model, measured.
+
+>>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+>>> inv = inspect(net, torch.randn(2, 1, 28, 28))
+>>> [(s.name, s.n_macs, s.prunable) for s in inv]
+[('0', 24336, True), ('3', 27040, False)]
+>>> inv.groups["0"].consumers
+(('3', 676),)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from torch import nn
+
+from hirelc.inventory.channels import ChannelFlow, analyse_channels
+from hirelc.inventory.groups import ChannelGroup
+from hirelc.inventory.heads import head_group, probe_head_removal
+from hirelc.inventory.kernels import KernelRef, find_kernels, kernel_weight, unsupported_parameters
+from hirelc.inventory.measure import Measurement, as_args, frozen, measure
+from hirelc.inventory.spec import LayerSpec
+from hirelc.inventory.trace import block_of, residual_blocks, trace
+
+log = logging.getLogger(__name__)
+
+MHA_REASON = "nn.MultiheadAttention cannot change its head count without replacing the module"
+
+
+class Inventory(list[LayerSpec]):
+    """The kernels of a model in forward execution order, plus:
+
+    - `unsupported`: (module or parameter name, reason) for every parameter not compressed;
+    - `groups`: group id -> `ChannelGroup`, every channel/head group found (prunable or not);
+    - `trace_error`: why torch.fx could not trace the model ("" when it could).
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[LayerSpec] = (),
+        unsupported: Iterable[tuple[str, str]] = (),
+        groups: Mapping[str, ChannelGroup] | None = None,
+        trace_error: str = "",
+    ) -> None:
+        super().__init__(specs)
+        self.unsupported: list[tuple[str, str]] = [tuple(u) for u in unsupported]
+        self.groups: dict[str, ChannelGroup] = dict(groups or {})
+        self.trace_error = trace_error
+
+    def names(self) -> list[str]:
+        return [s.name for s in self]
+
+    def prunable_names(self) -> list[str]:
+        return [s.name for s in self if s.prunable]
+
+    def spec(self, name: str) -> LayerSpec:
+        """The spec of kernel `name` (KeyError naming the known kernels otherwise)."""
+        for s in self:
+            if s.name == name:
+                return s
+        raise KeyError(f"no kernel named {name!r}; kernels: {', '.join(self.names())}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layers": [s.to_dict() for s in self],
+            "unsupported": [list(u) for u in self.unsupported],
+            "groups": [g.to_dict() for g in self.groups.values()],
+            "trace_error": self.trace_error,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Inventory":
+        groups = [ChannelGroup.from_dict(g) for g in d.get("groups", ())]
+        return cls(
+            (LayerSpec.from_dict(s) for s in d["layers"]),
+            (tuple(u) for u in d.get("unsupported", ())),
+            {g.id: g for g in groups},
+            d.get("trace_error", ""),
+        )
+
+
+def _execution_order(refs: Sequence[KernelRef], measured: Measurement) -> dict[str, int]:
+    """Kernel name -> index: executed kernels first in call order, then the others."""
+    names = list(measured.order) + [r.name for r in refs if r.name not in measured.order]
+    return {n: i for i, n in enumerate(names)}
+
+
+def _spec(model: nn.Module, ref: KernelRef, macs: int, block: str, index: int) -> LayerSpec:
+    w = kernel_weight(model, ref).detach().float()
+    return LayerSpec(
+        name=ref.name, kind=ref.kind, weight_shape=tuple(w.shape), n_macs=macs,
+        n_params=w.numel(), weight_mean=float(w.mean()),
+        weight_std=float(w.std()) if w.numel() > 1 else 0.0,
+        weight_min=float(w.min()), weight_max=float(w.max()), block=block, index=index,
+        module=ref.module, param=ref.param, conv_groups=ref.conv_groups, n_heads=ref.n_heads,
+    )
+
+
+def _head_groups(model: nn.Module, refs: Sequence[KernelRef], flow: ChannelFlow,
+                 measured: Measurement) -> list[ChannelGroup]:
+    by_name = {r.name: r for r in refs}
+    groups = []
+    for path in dict.fromkeys(flow.attention_calls):
+        g = head_group(model, path, by_name)
+        if g.prunable and path in measured.attention_inputs:
+            why = probe_head_removal(model.get_submodule(path), measured.attention_inputs[path], g)
+            g = replace(g, prunable=not why, reason=why)
+        groups.append(g)
+    return groups
+
+
+def _unassigned_reason(model: nn.Module, spec: LayerSpec, flow: ChannelFlow | None,
+                       trace_error: str, executed: bool) -> str:
+    """Why a kernel that produces no channel group cannot be pruned."""
+    if flow is None:
+        return (f"the model could not be traced with torch.fx ({trace_error}), so structured "
+                "pruning is disabled")
+    if spec.kind.startswith("mha_"):
+        return MHA_REASON
+    if spec.kind == "attn_proj":
+        return ("output projection of an attention module: its heads are pruned through the "
+                "qkv kernel, its outputs leave the attention module, which is analysed as a unit")
+    if spec.name in flow.kernel_reasons:
+        return flow.kernel_reasons[spec.name]
+    if not executed:
+        return "it is not executed on the example input"
+    leaves = [p for p in flow.leaf_calls if spec.module.startswith(p + ".")]
+    if leaves:
+        leaf = max(leaves, key=len)
+        return (f"it runs inside '{leaf}' ({type(model.get_submodule(leaf)).__name__}), which "
+                "the channel analysis treats as a unit")
+    return "its output channels are not followed by the channel analysis"
+
+
+def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str, ChannelGroup],
+                   flow: ChannelFlow | None, trace_error: str, executed: set[str]) -> None:
+    by_name = {s.name: s for s in specs}
+    for g in groups.values():
+        for name in g.producers + g.depthwise:
+            s = by_name[name]
+            s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
+            s.consumers = tuple(c for c, _ in g.consumers)
+    for s in specs:
+        if s.prune_group is None:
+            s.prunable = False
+            s.prune_reason = _unassigned_reason(model, s, flow, trace_error, s.name in executed)
+
+
+def _report_unsupported(model: nn.Module, refs: Sequence[KernelRef]) -> list[tuple[str, str]]:
+    found = unsupported_parameters(model, refs)
+    for name, reason, warn in found:
+        if warn:
+            log.warning("hirelc does not compress %r: %s", name, reason)
+    return [(name, reason) for name, reason, _ in found]
+
+
+def inspect(model: nn.Module, example_input: Any) -> Inventory:
+    """Every kernel of `model`, measured on `example_input` (a batch: dim 0 is the batch; a
+    tuple is passed as positional arguments). The model is run in eval mode without grad and
+    left exactly as it was.
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+    ...                     nn.Linear(8 * 30 * 30, 10))
+    >>> inv = inspect(net, torch.randn(1, 3, 32, 32))
+    >>> inv.spec("0").prune_group, inv.groups["0"].batchnorms, inv.unsupported
+    ('0', ('1',), [('1', 'normalisation layer (BatchNorm2d), kept in fp32')])
+    """
+    args = as_args(example_input)
+    refs = find_kernels(model)
+    with frozen(model):
+        measured = measure(model, refs, args)
+        order = _execution_order(refs, measured)
+        gm, trace_error = trace(model, args)
+        flow = analyse_channels(gm, refs, order) if gm is not None else None
+        heads = _head_groups(model, refs, flow, measured) if flow is not None else []
+    blocks = residual_blocks(model, gm)
+    specs = sorted(
+        (_spec(model, r, measured.macs[r.name], block_of(r.caller, blocks), order[r.name]) for r in refs),
+        key=lambda s: s.index,
+    )
+    found = (flow.groups if flow is not None else []) + heads
+    groups = {g.id: g for g in sorted(found, key=lambda g: order.get(g.id, len(order)))}
+    _assign_groups(model, specs, groups, flow, trace_error, set(measured.order))
+    return Inventory(specs, _report_unsupported(model, refs), groups, trace_error)

@@ -1,0 +1,140 @@
+"""Channel groups for structured pruning (torch.fx analysis)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hirelc.inventory import ChannelGroup, inspect
+from inventory.toy_models import LeNet, MHAModel, ResNetish, TimmAttention, TinyViT
+
+
+def test_resnet_groups_tie_residual_producers_and_follow_bn_and_depthwise():
+    inv = inspect(ResNetish(), torch.randn(2, 3, 8, 8))
+    g = inv.groups
+    stage1 = g["stem"]  # the stem and block1's residual branch write the same channels
+    assert stage1.producers == ("stem", "block1.conv2")
+    assert stage1.batchnorms == ("bn", "block1.bn2")
+    assert [c for c, _ in stage1.consumers] == ["block1.conv1", "block2.conv1", "block2.shortcut.0"]
+    stage2 = g["block2.conv2"]  # projection shortcut and the inverted residual's project
+    assert stage2.producers == ("block2.conv2", "block2.shortcut.0", "block3.project")
+    assert stage2.batchnorms == ("block2.bn2", "block2.shortcut.1", "block3.bn3")
+    assert stage2.consumers == (("block3.expand", 1), ("fc", 1))  # pooled then flattened: x1
+    hidden = g["block3.expand"]
+    assert hidden.depthwise == ("block3.dw",) and hidden.batchnorms == ("block3.bn1", "block3.bn2")
+    assert hidden.consumers == (("block3.project", 1),)
+    assert all(x.prunable for x in (stage1, stage2, hidden, g["block1.conv1"]))
+    for name in ("stem", "block1.conv2", "block3.dw", "block3.project"):
+        assert inv.spec(name).prunable
+    assert inv.spec("block3.dw").prune_group == "block3.expand"
+    assert inv.spec("block2.shortcut.0").prune_group == "block2.conv2"
+    assert inv.spec("block3.expand").consumers == ("block3.project",)
+    assert not g["fc"].prunable and "model output" in inv.spec("fc").prune_reason
+
+
+def test_linear_after_flatten_reads_each_channel_as_h_times_w_features():
+    inv = inspect(LeNet(), torch.randn(1, 1, 28, 28))
+    assert inv.groups["conv2"].consumers == (("fc1", 4 * 4),)
+    assert inv.groups["conv1"].consumers == (("conv2", 1),)
+    assert inv.prunable_names() == ["conv1", "conv2", "fc1", "fc2"]
+
+
+def test_vit_prunes_mlp_hidden_and_heads_but_not_the_residual_stream():
+    inv = inspect(TinyViT(dim=16, heads=4), torch.randn(2, 3, 8, 8))
+    heads = inv.groups["blocks.0.attn.qkv"]
+    assert (heads.kind, heads.size, heads.unit, heads.row_chunks) == ("heads", 4, 4, 3)
+    assert heads.module == "blocks.0.attn" and heads.consumers == (("blocks.0.attn.proj", 4),)
+    assert heads.prunable
+    assert inv.groups["blocks.0.mlp.fc1"].consumers == (("blocks.0.mlp.fc2", 1),)
+    assert set(inv.prunable_names()) == {
+        "blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.1.attn.qkv", "blocks.1.mlp.fc1"}
+    for name in ("patch_embed", "blocks.0.mlp.fc2", "blocks.1.attn.proj", "head"):
+        assert not inv.spec(name).prunable and inv.spec(name).prune_reason
+
+
+def test_attention_that_reshapes_with_the_input_width_is_not_head_prunable():
+    inv = inspect(TinyViT(attention=TimmAttention), torch.randn(2, 3, 8, 8))
+    spec = inv.spec("blocks.0.attn.qkv")
+    assert not spec.prunable and "fails after removing a head" in spec.prune_reason
+
+
+def test_multihead_attention_is_not_prunable():
+    inv = inspect(MHAModel(), torch.randn(2, 5, 6))
+    assert "cannot change its head count" in inv.spec("attn.in_proj").prune_reason
+    assert not inv.spec("embed").prunable  # read by the MHA, whose in_proj cannot shrink
+
+
+class _Poisoned(nn.Module):
+    """conv -> <op> -> conv: the op decides whether conv `a` can be pruned."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+        self.a = nn.Conv2d(3, 6, 3, padding=1)
+        self.b = nn.Conv2d(6, 4, 1)
+        self.c = nn.Conv2d(12, 4, 1)
+        self.norm = nn.GroupNorm(2, 6)
+        self.grouped = nn.Conv2d(6, 4, 1, groups=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        if self.op == "cat":
+            return self.c(torch.cat([h, h], dim=1))
+        if self.op == "groupnorm":
+            return self.b(self.norm(h))
+        if self.op == "permute":
+            return self.b(h.permute(0, 1, 3, 2))
+        if self.op == "index":
+            return self.b(h[:, :, 1:, 1:])
+        if self.op == "grouped":
+            return self.grouped(h)
+        if self.op == "output":
+            return self.b(h), h
+        if self.op == "scale_by_tensor":
+            return self.b(h * h.mean(dim=(2, 3), keepdim=True))
+        return self.b(h * 0.5 + 1.0)  # "scalar": channel-wise, stays prunable
+
+
+@pytest.mark.parametrize(
+    "op, words",
+    [("cat", "cat"), ("groupnorm", "GroupNorm"), ("permute", "permute"), ("index", "indexed"),
+     ("grouped", "grouped convolution"), ("output", "model output"), ("scale_by_tensor", "scaled")],
+)
+def test_ops_the_analysis_does_not_understand_block_pruning(op, words):
+    inv = inspect(_Poisoned(op), torch.randn(2, 3, 5, 5))
+    spec = inv.spec("a")
+    assert not spec.prunable and words in spec.prune_reason and spec.prune_group == "a"
+
+
+def test_scalar_arithmetic_is_channel_wise():
+    inv = inspect(_Poisoned("scalar"), torch.randn(2, 3, 5, 5))
+    assert inv.spec("a").prunable and inv.groups["a"].consumers == (("b", 1),)
+
+
+class _HardCodedView(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).view(-1, 64))  # a literal width breaks once channels go
+
+
+def test_view_with_a_literal_width_is_not_followed():
+    inv = inspect(_HardCodedView(), torch.randn(2, 1, 6, 6))
+    assert not inv.spec("conv").prunable and "reshaped" in inv.spec("conv").prune_reason
+
+
+def test_head_group_index_math():
+    heads = ChannelGroup("qkv", "heads", 3, ("qkv",), consumers=(("proj", 2),), unit=2, row_chunks=3)
+    kept = torch.tensor([0, 2])
+    # rows are [q|k|v] x [head 0, 1, 2] x [2 per head]: 6 rows per chunk
+    assert heads.rows(kept).tolist() == [0, 1, 4, 5, 6, 7, 10, 11, 12, 13, 16, 17]
+    assert heads.columns("proj", kept).tolist() == [0, 1, 4, 5]
+    assert heads.n_rows == 18
+    with pytest.raises(KeyError):
+        heads.columns("other", kept)
+    with pytest.raises(ValueError, match="kind"):
+        ChannelGroup("x", "neurons", 3)
