@@ -5,9 +5,15 @@ Everything here is arithmetic on `LayerSpec`s and `LayerConfig`s: no model, no I
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 from hirelc.inventory.spec import LayerSpec
+from hirelc.plan import LayerConfig
+
+# This module imports only plan and spec, never compress/ or export/: those import from it
+# (kept_count, n_scales), and a cycle through a package __init__ would break `import`.
 
 # seed 000 §2.2: memory access energy over MAcc compute energy, "estimated to be around 120x".
 E_MEM_OVER_E_MACC = 120.0
@@ -37,3 +43,320 @@ def state_of_quantization(
     if den == 0:
         raise ValueError("state_of_quantization needs at least one layer with weights or MACs")
     return num / den
+
+
+# --------------------------------------------------------------------------- pruning counts
+
+
+def kept_count(n: int, keep_ratio: float) -> int:
+    """Channels (or heads) kept out of n: max(1, floor(n * keep_ratio + 0.5)).
+
+    The project-wide contract (docs/ARCHITECTURE.md): round half up, never zero.
+
+    >>> kept_count(10, 0.25), kept_count(10, 0.35), kept_count(3, 0.1)
+    (3, 4, 1)
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"kept_count needs a positive integer n, got {n!r}")
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+    return max(1, math.floor(n * keep_ratio + 0.5))
+
+
+def prune_units(spec: LayerSpec) -> int:
+    """What keep_ratio counts for a kernel: attention heads for a fused q/k/v projection
+    with known heads, else output channels (rows).
+
+    >>> prune_units(LayerSpec("qkv", "attn_qkv", (96, 32), n_macs=0, n_heads=4))
+    4
+    """
+    if spec.kind in ("attn_qkv", "mha_in_proj") and spec.n_heads:
+        return spec.n_heads
+    return spec.out_channels
+
+
+def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, tuple[int, int]]:
+    """(kept rows, kept columns) of every kernel's weight matrix after pruning with `plan`.
+
+    Rows: a channel group (kernels sharing `prune_group`; a kernel without one is its own
+    group) keeps the largest fraction kept_count(units, keep_ratio) / units asked by any
+    member, so it never prunes more than asked (docs/ARCHITECTURE.md). Kernels missing
+    from the plan ask for 1.0.
+    Columns: a kernel listed in its producers' `consumers` loses the input channels its
+    producers' groups drop; with several producer groups (a channel concat) the kept
+    fraction is their kept channels over their channels. Grouped / depthwise convs keep
+    their columns (in_channels / groups): the inventory ties them to their producer's
+    group, so their rows shrink instead. Hand-built specs without `consumers` keep all
+    columns.
+
+    >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, consumers=("b",))
+    >>> b = LayerSpec("b", "linear", (2, 8), n_macs=16)
+    >>> kept_shapes([a, b], {"a": LayerConfig(4, keep_ratio=0.5)})
+    {'a': (4, 4), 'b': (2, 4)}
+    """
+    group_frac = _group_fractions(specs, plan)
+    row_frac = {s.name: group_frac[s.prune_group or s.name] for s in specs}
+    producers: dict[str, list[LayerSpec]] = {}
+    for s in specs:
+        for c in s.consumers:
+            producers.setdefault(c, []).append(s)
+    shapes = {}
+    for s in specs:
+        rows, cols = s.out_channels, math.prod(s.weight_shape[1:])
+        kept_rows = max(1, round(rows * row_frac[s.name]))
+        col_frac = _input_fraction(producers.get(s.name, []), row_frac) if s.conv_groups == 1 else 1
+        shapes[s.name] = (kept_rows, max(1, round(cols * col_frac)))
+    return shapes
+
+
+def _group_fractions(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, Fraction]:
+    asked: dict[str, Fraction] = {}
+    for s in specs:
+        group = s.prune_group or s.name
+        keep_ratio = plan[s.name].keep_ratio if s.name in plan else 1.0
+        units = prune_units(s)
+        frac = Fraction(kept_count(units, keep_ratio), units)  # exact, so rows stay integers
+        asked[group] = max(asked.get(group, Fraction(0)), frac)
+    return asked
+
+
+def _input_fraction(producers: list[LayerSpec], row_frac: Mapping[str, Fraction]) -> Fraction:
+    """Kept fraction of a consumer's input channels; a group tied by a residual add
+    contributes its channels once."""
+    seen: dict[str, LayerSpec] = {}
+    for p in producers:
+        seen.setdefault(p.prune_group or p.name, p)
+    if not seen:
+        return Fraction(1)
+    total = sum(p.out_channels for p in seen.values())
+    kept = sum(p.out_channels * row_frac[p.name] for p in seen.values())
+    return Fraction(kept) / total
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def n_scales(shape: Sequence[int], cfg: LayerConfig) -> int:
+    """Number of scale values `hirelc.compress.quantize` stores for a weight of `shape`:
+    1 per tensor, 1 per row (dim 0) per channel, rows * ceil(cols / group_size) per group,
+    where cols is the product of the remaining dims.
+
+    >>> n_scales((8, 3, 3, 3), LayerConfig(bits=4, granularity="per_group", group_size=16))
+    16
+    """
+    rows, cols = int(shape[0]), math.prod(int(d) for d in shape[1:])
+    if cfg.granularity == "per_tensor":
+        return 1
+    if cfg.granularity == "per_channel":
+        return rows
+    return rows * -(-cols // cfg.group_size)
+
+
+def has_zero_point(cfg: LayerConfig) -> bool:
+    """True when the format stores a uint8 zero point per scale: int_asym with bits >= 2
+    (a 1-bit code is sign x scale in every format).
+
+    >>> has_zero_point(LayerConfig(bits=4, number_format="int_asym"))
+    True
+    """
+    return cfg.number_format == "int_asym" and cfg.bits >= 2
+
+
+
+def quantized_weight_bits(rows: int, cols: int, cfg: LayerConfig) -> int:
+    """Bits a (rows, cols) weight takes in the packed file under `cfg`:
+
+        8 * ceil(rows * cols * bits / 8)   codes, bit-packed per tensor to whole bytes
+      + 32 * n_scales                      one float32 per scale
+      + 8 * n_scales  (int_asym, bits>=2)  one uint8 zero point per scale
+
+    This is the storage contract of docs/ARCHITECTURE.md, byte-exact with
+    `hirelc.export.packed` (which stores `<name>.codes`, `.scale`, `.zero_point`).
+
+    >>> quantized_weight_bits(10, 3, LayerConfig(bits=3, granularity="per_tensor"))  # 90 -> 96
+    128
+    """
+    n_sc = n_scales((rows, cols), cfg)
+    zero_point_bits = 8 * n_sc if has_zero_point(cfg) else 0
+    code_bytes = -(-rows * cols * cfg.bits // 8)  # ceil, as hirelc.export.bitpack.packed_nbytes
+    return 8 * code_bytes + 32 * n_sc + zero_point_bits
+
+
+def fp32_bits(spec: LayerSpec) -> int:
+    """Bits of the kernel's weight in float32: 32 * prod(weight_shape) (weights only; biases
+    and norms are counted by the whole-file model in `hirelc.export.packed`).
+
+    >>> fp32_bits(LayerSpec("fc", "linear", (10, 20), n_macs=200))
+    6400
+    """
+    return 32 * math.prod(spec.weight_shape)
+
+
+def layer_storage_bits(
+    spec: LayerSpec,
+    cfg: LayerConfig | None,
+    kept_rows: int | None = None,
+    kept_cols: int | None = None,
+) -> int:
+    """Storage bits of one kernel's weight: `quantized_weight_bits` on the pruned matrix, or
+    32 bits per kept weight when `cfg` is None (not in the plan -> fp32).
+
+    kept_rows defaults to the kernel's own keep_ratio (`prune_units` aware); kept_cols to
+    all columns. Pass both from `kept_shapes` to account for pruned producers and groups.
+
+    >>> spec = LayerSpec("fc", "linear", (10, 20), n_macs=200)
+    >>> layer_storage_bits(spec, LayerConfig(bits=4, keep_ratio=0.5))  # 5*20*4 + 5*32
+    560
+    """
+    rows, cols = spec.out_channels, math.prod(spec.weight_shape[1:])
+    if kept_rows is None:
+        units = prune_units(spec)
+        keep_ratio = cfg.keep_ratio if cfg is not None else 1.0
+        kept_rows = rows * kept_count(units, keep_ratio) // units
+    kept_cols = cols if kept_cols is None else kept_cols
+    if cfg is None:
+        return 32 * kept_rows * kept_cols
+    return quantized_weight_bits(kept_rows, kept_cols, cfg)
+
+
+def total_storage_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> int:
+    """Storage bits of all kernels' weights under `plan` (pruning of producers and channel
+    groups included via `kept_shapes`; kernels not in the plan at fp32).
+
+    >>> specs = [LayerSpec("fc", "linear", (10, 20), n_macs=200)]
+    >>> total_storage_bits(specs, {"fc": LayerConfig(bits=2, granularity="per_tensor")})
+    432
+    """
+    shapes = kept_shapes(specs, plan)
+    return sum(layer_storage_bits(s, plan.get(s.name), *shapes[s.name]) for s in specs)
+
+
+def compression_ratio(fp32_bits: int | float, compressed_bits: int | float) -> float:
+    """fp32 size / compressed size (HiReLC's "parameter-storage compression ratio", seed 001).
+
+    >>> compression_ratio(6400, 800)
+    8.0
+    """
+    if compressed_bits <= 0:
+        raise ValueError(f"compressed size must be positive, got {compressed_bits}")
+    return fp32_bits / compressed_bits
+
+
+# --------------------------------------------------------------------------- bits and ops
+
+
+def avg_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> float:
+    """Unweighted mean weight bitwidth over kernels; kernels not in the plan count as 32.
+
+    >>> specs = [LayerSpec("a", "linear", (2, 2), 4), LayerSpec("b", "linear", (8, 8), 64)]
+    >>> avg_bits(specs, {"a": LayerConfig(2), "b": LayerConfig(8)})
+    5.0
+    """
+    if not specs:
+        raise ValueError("avg_bits needs at least one layer")
+    return sum(_bits(s, plan, 32) for s in specs) / len(specs)
+
+
+def param_weighted_avg_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> float:
+    """Σ kept_weights_l * bits_l / Σ kept_weights_l (codes only, no scales), with kept
+    weights from `kept_shapes`; kernels not in the plan count as 32 bits.
+
+    >>> specs = [LayerSpec("a", "linear", (2, 2), 4), LayerSpec("b", "linear", (4, 3), 12)]
+    >>> param_weighted_avg_bits(specs, {"a": LayerConfig(8), "b": LayerConfig(4)})  # (32+48)/16
+    5.0
+    """
+    shapes = kept_shapes(specs, plan)
+    weights = {name: r * c for name, (r, c) in shapes.items()}
+    total = sum(weights.values())
+    return sum(weights[s.name] * _bits(s, plan, 32) for s in specs) / total
+
+
+def kept_macs(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, float]:
+    """MACs per example after pruning: n_macs scaled by the kept fraction of the weight
+    matrix (every weight is used the same number of times: output positions or tokens).
+
+    >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, consumers=("b",))
+    >>> b = LayerSpec("b", "linear", (2, 8), n_macs=16)
+    >>> kept_macs([a, b], {"a": LayerConfig(4, keep_ratio=0.25)})
+    {'a': 8.0, 'b': 4.0}
+    """
+    shapes = kept_shapes(specs, plan)
+    out = {}
+    for s in specs:
+        rows, cols = shapes[s.name]
+        out[s.name] = s.n_macs * rows * cols / math.prod(s.weight_shape)
+    return out
+
+
+def bitops(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig], act_bits: int = 8) -> float:
+    """BitOps = Σ_l kept_MACs_l * w_bits_l * act_bits (as in e.g. Wang et al., HAQ, CVPR
+    2019 and DJPQ); kernels not in the plan count at 32 weight bits.
+
+    >>> specs = [LayerSpec("a", "linear", (2, 2), 100), LayerSpec("b", "linear", (2, 2), 10)]
+    >>> bitops(specs, {"a": LayerConfig(4), "b": LayerConfig(2)})  # 100*4*8 + 10*2*8
+    3360.0
+    """
+    macs = kept_macs(specs, plan)
+    return float(sum(macs[s.name] * _bits(s, plan, 32) * act_bits for s in specs))
+
+
+def stripes_speedup(
+    specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig], baseline_bits: int = 8
+) -> float:
+    """MODELLED speedup of a bit-serial accelerator in the spirit of Stripes (Judd et al.,
+    MICRO 2016) over the unpruned model at `baseline_bits`:
+
+        Σ_l MACs_l * baseline_bits / Σ_l kept_MACs_l * bits_l
+
+    Stripes serialises activation bits; ReLeQ (seed 000 §4.4) uses it to run variable
+    weight bitwidths, so here the serial operand is the weight: compute cycles of a layer
+    ∝ MACs x weight bits. Kernels not in the plan run at `baseline_bits`. A model, not a
+    measurement: it ignores memory stalls and array under-utilisation.
+
+    >>> specs = [LayerSpec("a", "linear", (2, 2), 100), LayerSpec("b", "linear", (2, 2), 100)]
+    >>> stripes_speedup(specs, {"a": LayerConfig(2), "b": LayerConfig(6)})  # 1600 / 800
+    2.0
+    """
+    macs = kept_macs(specs, plan)
+    base = sum(s.n_macs * baseline_bits for s in specs)
+    new = sum(macs[s.name] * _bits(s, plan, baseline_bits) for s in specs)
+    return _ratio(base, new, "stripes_speedup")
+
+
+def stripes_energy_reduction(
+    specs: Sequence[LayerSpec],
+    plan: Mapping[str, LayerConfig],
+    baseline_bits: int = 8,
+    e_mem_over_e_macc: float = E_MEM_OVER_E_MACC,
+) -> float:
+    """MODELLED energy reduction of the Stripes-style bit-serial accelerator over the
+    unpruned model at `baseline_bits`, using the energy weighting of seed 000 eq. 1:
+
+        E_l ∝ (n_w_l * E_mem/E_MAcc + n_MAcc_l) * bits_l,   E_mem/E_MAcc = 120
+
+    (memory traffic ∝ weights x bits, bit-serial compute ∝ MACs x bits), pruning shrinking
+    n_w and n_MAcc to their kept values. Returns Σ E_l(baseline) / Σ E_l(plan). Kernels not
+    in the plan stay at `baseline_bits`.
+
+    >>> specs = [LayerSpec("a", "linear", (2, 5), n_macs=800)]  # cost 10*120 + 800 = 2000
+    >>> stripes_energy_reduction(specs, {"a": LayerConfig(2)})  # 2000*8 / (2000*2)
+    4.0
+    """
+    macs = kept_macs(specs, plan)
+    shapes = kept_shapes(specs, plan)
+    base = new = 0.0
+    for s in specs:
+        rows, cols = shapes[s.name]
+        base += (math.prod(s.weight_shape) * e_mem_over_e_macc + s.n_macs) * baseline_bits
+        new += (rows * cols * e_mem_over_e_macc + macs[s.name]) * _bits(s, plan, baseline_bits)
+    return _ratio(base, new, "stripes_energy_reduction")
+
+
+def _bits(spec: LayerSpec, plan: Mapping[str, LayerConfig], default: int) -> int:
+    return plan[spec.name].bits if spec.name in plan else default
+
+
+def _ratio(base: float, new: float, what: str) -> float:
+    if new <= 0:
+        raise ValueError(f"{what}: the layers have no MACs or weights to model")
+    return base / new
