@@ -46,12 +46,12 @@ def test_two_layer_example_by_hand(conv_fc):
     specs, plan = conv_fc
     # c keeps kept_count(8, 0.5) = 4 of 8 rows; f loses the matching 4 of 8 input columns
     assert kept_shapes(specs, plan) == {"c": (4, 27), "f": (10, 4)}
-    # c: codes 4*27*4 = 432 bits (54 bytes), 4 scales * 32 = 128, 4 zero points * 8 = 32
-    # f: codes 10*4*2 = 80 bits (10 bytes), 1 scale * 32
-    assert total_storage_bits(specs, plan) == 432 + 128 + 32 + 80 + 32 == 704
+    # c: codes 4*27*4 = 432 bits (54 bytes), 4 float16 scales * 16 = 64, 4 zero points * 8 = 32
+    # f: codes 10*4*2 = 80 bits (10 bytes), 1 scale * 16
+    assert total_storage_bits(specs, plan) == 432 + 64 + 32 + 80 + 16 == 624
     fp32 = sum(fp32_bits(s) for s in specs)
     assert fp32 == 32 * (216 + 80) == 9472
-    assert compression_ratio(fp32, 704) == pytest.approx(9472 / 704)
+    assert compression_ratio(fp32, 624) == pytest.approx(9472 / 624)
     # MACs scale with the kept part of the weight: c 21600 * 1/2, f 80 * 4/8
     assert kept_macs(specs, plan) == {"c": 10800.0, "f": 40.0}
     assert bitops(specs, plan) == 10800 * 4 * 8 + 40 * 2 * 8 == 346240
@@ -85,8 +85,8 @@ def test_missing_layers_count_as_fp32_in_bits_and_storage(conv_fc):
     plan = Plan({"c": LayerConfig(4)})
     assert avg_bits(specs, plan) == (4 + 32) / 2
     assert bitops(specs, plan) == (21600 * 4 + 80 * 32) * 8
-    # c: 216*4 codes + 8 scales*32 ; f: 80 weights * 32
-    assert total_storage_bits(specs, plan) == 864 + 256 + 2560
+    # c: 216*4 codes + 8 scales*16 ; f: 80 weights * 32
+    assert total_storage_bits(specs, plan) == 864 + 128 + 2560
 
 
 def test_kept_count_contract():
@@ -129,18 +129,18 @@ def test_attention_heads_are_the_pruning_unit():
     shapes = kept_shapes([qkv, proj], {"qkv": LayerConfig(4, keep_ratio=0.6)})
     # kept_count(4 heads, 0.6) = 2 heads of 8 dims: q, k, v rows 3*16, proj columns 16
     assert shapes == {"qkv": (48, 32), "proj": (32, 16)}
-    assert layer_storage_bits(qkv, LayerConfig(4, keep_ratio=0.6)) == 48 * 32 * 4 + 48 * 32
+    assert layer_storage_bits(qkv, LayerConfig(4, keep_ratio=0.6)) == 48 * 32 * 4 + 48 * 16
 
 
 def test_quantized_weight_bits_by_hand():
-    # 5 x 7 weight, 3 bits -> 105 code bits -> 14 bytes = 112 bits
-    assert quantized_weight_bits(5, 7, LayerConfig(3, granularity="per_tensor")) == 112 + 32
-    assert quantized_weight_bits(5, 7, LayerConfig(3)) == 112 + 5 * 32
+    # 5 x 7 weight, 3 bits -> 105 code bits -> 14 bytes = 112 bits; scales are float16
+    assert quantized_weight_bits(5, 7, LayerConfig(3, granularity="per_tensor")) == 112 + 16
+    assert quantized_weight_bits(5, 7, LayerConfig(3)) == 112 + 5 * 16
     # groups of 4 over 7 columns: 2 per row (the last one short)
     grouped = LayerConfig(3, number_format="int_asym", granularity="per_group", group_size=4)
-    assert quantized_weight_bits(5, 7, grouped) == 112 + 10 * (32 + 8)
+    assert quantized_weight_bits(5, 7, grouped) == 112 + 10 * (16 + 8)
     # 1 bit is sign x scale in every format: no zero point even for int_asym
-    assert quantized_weight_bits(5, 7, LayerConfig(1, number_format="int_asym")) == 40 + 5 * 32
+    assert quantized_weight_bits(5, 7, LayerConfig(1, number_format="int_asym")) == 40 + 5 * 16
     assert not has_zero_point(LayerConfig(1, number_format="int_asym"))
 
 
@@ -154,9 +154,10 @@ def configs():
 def test_storage_model_matches_what_quantize_and_pack_produce(cfg):
     w = torch.randn(6, 2, 3, 2)  # 6 x 12
     q = quantize(w, cfg)
-    stored = 8 * pack_bits(q.codes, cfg.bits).numel() + 32 * q.scale.numel()
+    # bits of what the quantizer hands over, at the dtypes it uses (float16 scales)
+    stored = 8 * pack_bits(q.codes, cfg.bits).numel() + 8 * q.scale.numel() * q.scale.element_size()
     if q.zero_point is not None:
-        stored += 8 * q.zero_point.numel()
+        stored += 8 * q.zero_point.numel() * q.zero_point.element_size()
     assert quantized_weight_bits(6, 12, cfg) == stored
     assert n_scales(w.shape, cfg) == q.scale.numel()
     assert has_zero_point(cfg) == (q.zero_point is not None)
@@ -166,7 +167,7 @@ def test_layer_storage_bits_fp32_and_explicit_kept_shape():
     spec = LayerSpec("fc", "linear", (10, 20), n_macs=200)
     assert layer_storage_bits(spec, None) == fp32_bits(spec) == 6400
     assert layer_storage_bits(spec, None, kept_rows=5, kept_cols=4) == 640
-    assert layer_storage_bits(spec, LayerConfig(8), kept_rows=5, kept_cols=4) == 160 + 5 * 32
+    assert layer_storage_bits(spec, LayerConfig(8), kept_rows=5, kept_cols=4) == 160 + 5 * 16
 
 
 def test_errors():

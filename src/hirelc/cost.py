@@ -18,6 +18,11 @@ from hirelc.plan import LayerConfig
 # seed 000 §2.2: memory access energy over MAcc compute energy, "estimated to be around 120x".
 E_MEM_OVER_E_MACC = 120.0
 
+# Storage contract (docs/ARCHITECTURE.md): a scale is a float16 (hirelc.compress.quantize
+# rounds it up to one), a zero point a uint8.
+SCALE_BITS = 16
+ZERO_POINT_BITS = 8
+
 
 def state_of_quantization(
     specs: Sequence[LayerSpec],
@@ -137,9 +142,9 @@ def _input_fraction(producers: list[LayerSpec], row_frac: Mapping[str, Fraction]
 
 
 def n_scales(shape: Sequence[int], cfg: LayerConfig) -> int:
-    """Number of scale values `hirelc.compress.quantize` stores for a weight of `shape`:
-    1 per tensor, 1 per row (dim 0) per channel, rows * ceil(cols / group_size) per group,
-    where cols is the product of the remaining dims.
+    """Number of scale values `hirelc.compress.quantize` stores for a weight of `shape`
+    (each a float16, `SCALE_BITS` bits): 1 per tensor, 1 per row (dim 0) per channel,
+    rows * ceil(cols / group_size) per group, where cols is the product of the remaining dims.
 
     >>> n_scales((8, 3, 3, 3), LayerConfig(bits=4, granularity="per_group", group_size=16))
     16
@@ -167,19 +172,19 @@ def quantized_weight_bits(rows: int, cols: int, cfg: LayerConfig) -> int:
     """Bits a (rows, cols) weight takes in the packed file under `cfg`:
 
         8 * ceil(rows * cols * bits / 8)   codes, bit-packed per tensor to whole bytes
-      + 32 * n_scales                      one float32 per scale
+      + 16 * n_scales                      one float16 per scale (`SCALE_BITS`)
       + 8 * n_scales  (int_asym, bits>=2)  one uint8 zero point per scale
 
     This is the storage contract of docs/ARCHITECTURE.md, byte-exact with
-    `hirelc.export.packed` (which stores `<name>.codes`, `.scale`, `.zero_point`).
+    `hirelc.export.packed` (whose codes, scales and zero_points blobs hold these bytes).
 
     >>> quantized_weight_bits(10, 3, LayerConfig(bits=3, granularity="per_tensor"))  # 90 -> 96
-    128
+    112
     """
     n_sc = n_scales((rows, cols), cfg)
-    zero_point_bits = 8 * n_sc if has_zero_point(cfg) else 0
+    zero_point_bits = ZERO_POINT_BITS * n_sc if has_zero_point(cfg) else 0
     code_bytes = -(-rows * cols * cfg.bits // 8)  # ceil, as hirelc.export.bitpack.packed_nbytes
-    return 8 * code_bytes + 32 * n_sc + zero_point_bits
+    return 8 * code_bytes + SCALE_BITS * n_sc + zero_point_bits
 
 
 def fp32_bits(spec: LayerSpec) -> int:
@@ -205,8 +210,8 @@ def layer_storage_bits(
     all columns. Pass both from `kept_shapes` to account for pruned producers and groups.
 
     >>> spec = LayerSpec("fc", "linear", (10, 20), n_macs=200)
-    >>> layer_storage_bits(spec, LayerConfig(bits=4, keep_ratio=0.5))  # 5*20*4 + 5*32
-    560
+    >>> layer_storage_bits(spec, LayerConfig(bits=4, keep_ratio=0.5))  # 5*20*4 + 5*16
+    480
     """
     rows, cols = spec.out_channels, math.prod(spec.weight_shape[1:])
     if kept_rows is None:
@@ -225,7 +230,7 @@ def total_storage_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfi
 
     >>> specs = [LayerSpec("fc", "linear", (10, 20), n_macs=200)]
     >>> total_storage_bits(specs, {"fc": LayerConfig(bits=2, granularity="per_tensor")})
-    432
+    416
     """
     shapes = kept_shapes(specs, plan)
     return sum(layer_storage_bits(s, plan.get(s.name), *shapes[s.name]) for s in specs)

@@ -21,15 +21,31 @@ Formats (b = bits):
   - 1 bit, any format: sign(w) · s with s = mean|w| of the group, the L2-optimal scale for
     a binary code (Rastegari et al., XNOR-Net, ECCV 2016, eq. 4). code 1 = w >= 0.
 
+Scales are float16, as stored in the packed file (as in GPTQ / AWQ / llama.cpp formats):
+each scale s above is rounded UP to the nearest float16 s' >= s, and the codes are computed
+with s', so quantize, `fake_quantize` (apply_plan) and the packed file use the very same
+step. Rounding up never clips (|w| / s' <= |w| / s), so the error bounds above hold with the
+stored step s': at most s'/2 for int_sym / int_asym, half the local level gap x s' for pow2
+and float. The price is a step up to 2^-10 (relative) coarser than the ideal one; below
+float16's smallest normal 2^-14 ~ 6.1e-5 the spacing is a fixed 2^-24 ~ 6e-8, so a group
+with a smaller scale (max|w| below ~7.8e-3 at int_sym 8 bits, ~4.3e-4 at 4 bits) loses
+some resolution, and a non-zero scale below 2^-24 becomes 2^-24. A scale above float16's
+largest value 65504 (max|w| above 65504 x the top level, e.g. 458,528 at int_sym 4 bits)
+cannot be stored: `quantize` (and so `hirelc.export.packed`) raises ValueError (rescale that
+layer's weights or leave it out of the plan), while `fake_quantize` gives NaN for that
+group, so a fine-tune whose weights blow up reports a non-finite loss, not an exception.
+
 An all-zero group gets scale 0 and dequantizes to exact zeros; a zero weight in any group
 dequantizes to exactly 0 for every format with b >= 2 (all have a zero level).
 
 >>> from hirelc.plan import LayerConfig
 >>> w = torch.tensor([[0.4, -1.0, 0.9], [2.0, 0.0, -2.0]])
 >>> q = quantize(w, LayerConfig(bits=3))  # int_sym per_channel: levels -3..3 times max|w|/3
+>>> q.scale  # 1/3 and 2/3, rounded up to float16
+tensor([0.3335, 0.6670], dtype=torch.float16)
 >>> dequantize(q)
-tensor([[ 0.3333, -1.0000,  1.0000],
-        [ 2.0000,  0.0000, -2.0000]])
+tensor([[ 0.3335, -1.0005,  1.0005],
+        [ 2.0010,  0.0000, -2.0010]])
 """
 
 from __future__ import annotations
@@ -46,6 +62,7 @@ from hirelc.plan import LayerConfig
 
 __all__ = [
     "FLOAT_FORMATS",
+    "SCALE_DTYPE",
     "QuantizedTensor",
     "dequantize",
     "fake_quantize",
@@ -53,6 +70,7 @@ __all__ = [
     "magnitude_table",
     "n_scales",
     "quantize",
+    "scale_shape",
 ]
 
 # bits -> (exponent bits, mantissa bits) of the minifloat used for number_format "float".
@@ -64,13 +82,17 @@ __all__ = [
 # OCP E4M3 no code is reserved for NaN, so the largest E4M3 magnitude here is 480, not 448.
 FLOAT_FORMATS: dict[int, tuple[int, int]] = {4: (2, 1), 5: (2, 2), 6: (3, 2), 7: (3, 3), 8: (4, 3)}
 
+SCALE_DTYPE = torch.float16  # dtype of every scale (module docstring: rounded up)
+_SCALE_MAX = float(torch.finfo(SCALE_DTYPE).max)  # 65504
+
 
 @dataclass
 class QuantizedTensor:
     """A quantized weight: integer codes plus the scales (and zero points) to decode them.
 
     codes: uint8 (rows, cols), values in [0, 2**bits).
-    scale: float32, (1,) per_tensor, (rows,) per_channel, (rows, n_groups) per_group.
+    scale: float16 (`SCALE_DTYPE`), shaped by `scale_shape`: (1,) per_tensor, (rows,)
+        per_channel, (rows, n_groups) per_group.
     zero_point: uint8 shaped like `scale` for int_asym with bits >= 2, else None.
     shape: the original weight shape; `dequantize` restores it.
     """
@@ -89,6 +111,9 @@ def quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
     """Quantize a weight tensor to `cfg.bits`-bit codes with the format and granularity of
     `cfg` (`cfg.keep_ratio` is ignored: pruning happens before quantization).
 
+    Raises ValueError for a non-float, empty or non-finite weight, and for one whose scale
+    would exceed float16's range (module docstring).
+
     >>> q = quantize(torch.randn(16, 8), LayerConfig(bits=4, number_format="pow2"))
     >>> q.codes.shape, q.scale.shape
     (torch.Size([16, 8]), torch.Size([16]))
@@ -99,7 +124,15 @@ def quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
         raise ValueError(f"quantize needs a non-empty weight, got shape {tuple(w.shape)}")
     if not bool(torch.isfinite(w).all()):
         raise ValueError("quantize got a weight with inf or NaN values")
-    return _quantize(w.detach(), cfg)
+    q = _quantize(w.detach(), cfg)
+    if not bool(torch.isfinite(q.scale).all()):
+        raise ValueError(
+            f"quantize: a weight with max|w| = {float(w.abs().max()):.6g} needs a scale above "
+            f"float16's largest value {_SCALE_MAX:g} (scale = max|w| / the format's top level, "
+            "mean|w| at 1 bit), and hirelc stores scales as float16. Rescale the layer (e.g. "
+            "move the factor into the next layer) or leave it out of the plan"
+        )
+    return q
 
 
 def dequantize(q: QuantizedTensor) -> Tensor:
@@ -121,7 +154,9 @@ def dequantize(q: QuantizedTensor) -> Tensor:
         levels = grouped - zp
     else:
         levels = _decode_sign_magnitude(grouped, q.bits, q.number_format, q.codes.device)
-    values = levels.to(torch.float32) * scale  # (R, G, S)
+    # A level (at most 8 significant bits) times a float16 scale (11) is exact in float32
+    # barring underflow; either way fake_quantize, to_physical and load_packed get the same bits.
+    values = levels.to(torch.float32) * scale.to(torch.float32)  # (R, G, S)
     return _ungroup(values, rows, cols).reshape(q.shape)
 
 
@@ -198,11 +233,11 @@ def _quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
         codes, scale, zero_point = _int_asym(x, cfg.bits)
     else:
         codes, scale = _sign_magnitude(x, cfg.bits, cfg.number_format)
-    scale_shape = _scale_shape(rows, x.shape[1], cfg.granularity)
+    shape_s = scale_shape(shape, cfg)
     return QuantizedTensor(
         codes=_ungroup(codes, rows, cols).contiguous(),
-        scale=scale.reshape(scale_shape).contiguous(),
-        zero_point=None if zero_point is None else zero_point.reshape(scale_shape).contiguous(),
+        scale=scale.to(SCALE_DTYPE).reshape(shape_s).contiguous(),  # exact: already float16 values
+        zero_point=None if zero_point is None else zero_point.reshape(shape_s).contiguous(),
         bits=cfg.bits,
         number_format=cfg.number_format,
         granularity=cfg.granularity,
@@ -211,12 +246,33 @@ def _quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
     )
 
 
-def _scale_shape(rows: int, n_groups: int, granularity: str) -> tuple[int, ...]:
-    if granularity == "per_tensor":
+def scale_shape(shape: tuple[int, ...] | torch.Size, cfg: LayerConfig) -> tuple[int, ...]:
+    """Shape of `quantize(w, cfg).scale` for a weight of `shape` (numel = `n_scales`).
+
+    >>> scale_shape((8, 3, 3, 3), LayerConfig(bits=4, granularity="per_group", group_size=16))
+    (8, 2)
+    """
+    rows, cols = _rows_cols(shape)
+    if cfg.granularity == "per_tensor":
         return (1,)
-    if granularity == "per_channel":
+    if cfg.granularity == "per_channel":
         return (rows,)
-    return (rows, n_groups)
+    return (rows, math.ceil(cols / cfg.group_size))
+
+
+def _stored_scale(scale: Tensor) -> Tensor:
+    """The smallest float16 >= each (non-negative, float32) scale, as float32 values.
+
+    0 stays 0 (an all-zero group); a positive scale below float16's smallest subnormal
+    becomes 2^-24; a scale above float16's largest value becomes inf (and NaN stays NaN):
+    `quantize` refuses those, while `fake_quantize` lets the resulting NaN weights through
+    so a diverging fine-tune shows up as a non-finite loss, as it did before quantization.
+    """
+    half = scale.to(SCALE_DTYPE)  # round to nearest (even); above 65504 rounds to 65504 or inf
+    # For a non-negative finite float16 the next representable value up is its bit pattern
+    # + 1 (65504 + 1 ulp is inf).
+    up = (half.view(torch.int16) + 1).view(SCALE_DTYPE)
+    return torch.where(half.to(torch.float32) < scale, up, half).to(torch.float32)
 
 
 def _safe(scale: Tensor) -> Tensor:
@@ -231,14 +287,14 @@ def _binary(x: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
         count = torch.full_like(abs_sum, x.shape[-1])
     else:
         count = valid.sum(dim=-1).to(x.dtype).expand_as(abs_sum)
-    scale = abs_sum / count
+    scale = _stored_scale(abs_sum / count)
     codes = (x >= 0).to(torch.uint8)
     return codes, scale
 
 
 def _int_sym(x: Tensor, bits: int) -> tuple[Tensor, Tensor]:
     qmax = 2 ** (bits - 1) - 1
-    scale = x.abs().amax(dim=-1) / qmax  # (R, G)
+    scale = _stored_scale(x.abs().amax(dim=-1) / qmax)  # (R, G)
     q = torch.round(x / _safe(scale)[..., None]).clamp_(-qmax, qmax)
     return (q + qmax).to(torch.uint8), scale
 
@@ -249,7 +305,7 @@ def _int_asym(x: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor]:
     # Zero padding can only move lo/hi towards 0, which this widening does anyway.
     lo = x.amin(dim=-1).clamp(max=0.0)  # (R, G)
     hi = x.amax(dim=-1).clamp(min=0.0)
-    scale = (hi - lo) / cmax
+    scale = _stored_scale((hi - lo) / cmax)
     safe = _safe(scale)
     zp = torch.round(-lo / safe).clamp_(0, cmax)
     codes = (torch.round(x / safe[..., None]) + zp[..., None]).clamp_(0, cmax)
@@ -292,7 +348,7 @@ def _sign_magnitude(x: Tensor, bits: int, number_format: str) -> tuple[Tensor, T
     """Shared pow2 / float quantizer: nearest table level in the linear domain."""
     table = magnitude_table(bits, number_format, x.device)  # (2^(b-1),)
     mids = (table[1:] + table[:-1]) / 2  # decision thresholds between adjacent levels
-    scale = x.abs().amax(dim=-1) / table[-1]  # (R, G)
+    scale = _stored_scale(x.abs().amax(dim=-1) / table[-1])  # (R, G)
     mag = x.abs() / _safe(scale)[..., None]
     # right=True: a magnitude exactly on a midpoint takes the larger level.
     index = torch.bucketize(mag, mids, right=True)

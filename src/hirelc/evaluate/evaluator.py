@@ -39,7 +39,7 @@ from hirelc.rundir import atomic_write_text
 
 # Bump when the meaning of a cached result changes (fine-tune loop, metrics), so stale
 # entries on disk are never served.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SPLITS = ("train", "val", "test")
 STATUSES = ("ok", "diverged")
 OPTIMIZERS = ("adam", "sgd")
