@@ -1,0 +1,351 @@
+"""The `hirelc` command. Each sub-command is a thin shell over one library call; errors a
+user can fix (bad plan, missing file, unknown model) print one clear line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+EXAMPLES = """examples:
+  hirelc search --method releq --model releq_lenet --data mnist5k --out runs/lenet
+  hirelc eval --model releq_lenet --data mnist5k --plan runs/lenet/plan.json
+  hirelc pareto --model releq_lenet --data mnist5k --bits 2,3,4,5,8 --out runs/pareto --place runs/lenet
+  hirelc report runs/lenet
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except (ValueError, FileNotFoundError, TypeError, ImportError, KeyError) as e:
+        console.print(f"[bold red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted: journaled evaluations are kept; continue with `hirelc resume RUN`")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hirelc",
+        description="Compress trained PyTorch models: per-layer bitwidths (ReLeQ) and joint "
+        "pruning + quantization, searched with reinforcement learning.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+    _add(sub, "list-models", "list the built-in models", _cmd_list_models, _args_pattern)
+    _add(sub, "list-datasets", "list the built-in datasets and file formats", _cmd_list_datasets)
+    _add(sub, "train", "train (or load the cached) fp32 baseline", _cmd_train, _args_model_data)
+    _add(sub, "inspect", "list a model's compressible layers and what stays fp32", _cmd_inspect, _args_inspect)
+    _add(sub, "eval", "apply a plan: accuracy before/after fine-tune, size, modelled speed", _cmd_eval, _args_eval)
+    _add(sub, "export", "fine-tune a plan and write the packed model file", _cmd_export, _args_export)
+    _add(sub, "search", "search a plan and write a run directory", _cmd_search, _args_search)
+    _add(sub, "resume", "continue a killed search from its run directory", _cmd_resume, _args_resume)
+    _add(sub, "pareto", "enumerate a small bitwidth space and its Pareto frontier", _cmd_pareto, _args_pareto)
+    _add(sub, "report", "write report.html and figures for a run directory", _cmd_report, _args_run)
+    return p
+
+
+def _add(sub: Any, name: str, help: str, func: Callable, *arg_fns: Callable) -> None:
+    sp = sub.add_parser(name, help=help, description=help)
+    for fn in arg_fns:
+        fn(sp)
+    sp.set_defaults(func=func)
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def _args_pattern(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*net*'")
+
+
+def _args_model_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="releq_lenet", help="zoo name or 'package.module:factory'")
+    p.add_argument("--data", default="mnist5k", help="dataset name, 'FORMAT:PATH' or 'package.module:factory'")
+    p.add_argument("--data-root", help="folder for file-based datasets")
+    p.add_argument("--split-seed", type=int, default=0, help="data split and fp32 baseline seed")
+    p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    p.add_argument("--train-epochs", type=int, help="fp32 baseline epochs (default: the model's recipe)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _args_inspect(p: argparse.ArgumentParser) -> None:
+    _args_model_data(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _args_plan(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", required=True, help="plan JSON (layer -> config or bits), or a run's result.json")
+    p.add_argument("--seed", type=int, default=0, help="fine-tune seed")
+
+
+def _args_eval(p: argparse.ArgumentParser) -> None:
+    _args_model_data(p)
+    _args_plan(p)
+    p.add_argument("--steps", type=int, default=30, help="short fine-tune steps (0 = none)")
+    p.add_argument("--split", default="val", choices=("val", "test"))
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    _args_model_data(p)
+    _args_plan(p)
+    p.add_argument("--epochs", type=int, default=4, help="final fine-tune epochs before export (0 = none)")
+    p.add_argument("--out", required=True, help="packed file to write, e.g. model.hirelc")
+
+
+def _args_search_common(p: argparse.ArgumentParser) -> None:
+    _args_model_data(p)
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--bits", default="2,3,4,5,8", help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8")
+    p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
+    p.add_argument("--steps", type=int, default=30, help="fine-tune steps per search evaluation")
+
+
+def _args_search(p: argparse.ArgumentParser) -> None:
+    _args_search_common(p)
+    p.add_argument("--method", default="releq", help="releq | uniform | random")
+    p.add_argument("--budget", type=int, default=120, help="maximum real evaluations")
+    p.add_argument("--final-epochs", type=int, default=4, help="final fine-tune epochs")
+    p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
+    p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")
+    p.add_argument("--action-space", help="releq actions: flexible (default) | restricted")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="overwrite the run in --out")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+
+
+def _args_resume(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory")
+    p.add_argument("--force", action="store_true", help="accept a changed config.json")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _args_pareto(p: argparse.ArgumentParser) -> None:
+    _args_search_common(p)
+    p.add_argument("--place", help="a search run directory whose plan to place on the frontier")
+    p.add_argument("--limit", type=int, default=5000, help="refuse larger spaces unless --force")
+    p.add_argument("--force", action="store_true", help="enumerate above --limit")
+    p.add_argument("--resume", action="store_true", help="continue the enumeration in --out")
+
+
+def _args_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory")
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_list_models(args: argparse.Namespace) -> None:
+    from hirelc.zoo import get_model_entry, list_models
+
+    table = Table("model", "description", box=None)
+    for name in list_models(args.pattern):
+        table.add_row(name, get_model_entry(name).description)
+    out.print(table)
+
+
+def _cmd_list_datasets(args: argparse.Namespace) -> None:
+    from hirelc.data import list_datasets
+
+    table = Table("dataset", "description", box=None)
+    for name, text in list_datasets().items():
+        table.add_row(name, text)
+    out.print(table)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from hirelc.data import load_dataset
+    from hirelc.pipeline import load_baseline
+
+    data = load_dataset(args.data, seed=args.split_seed, root=args.data_root)
+    _log(args)(f"data: {data}")
+    _, info = load_baseline(_job(args), data, progress=not args.quiet)
+    out.print(info.summary())
+
+
+def _cmd_inspect(args: argparse.Namespace) -> None:
+    from hirelc.data import load_dataset
+    from hirelc.inventory import inspect
+    from hirelc.zoo import create_model
+
+    data = load_dataset(args.data, seed=args.split_seed, root=args.data_root)
+    model = create_model(args.model, data.in_channels, data.num_classes, data.image_size)
+    inv = inspect(model, data.example_input())
+    if args.json:
+        out.print_json(json.dumps({"layers": [s.to_dict() for s in inv], "uncompressed": inv.unsupported}))
+        return
+    table = Table("#", "layer", "kind", "weight shape", "params", "MACs", "block", "prunable", box=None)
+    for s in inv:
+        table.add_row(str(s.index), s.name, s.kind, "x".join(map(str, s.weight_shape)), f"{s.n_params:,}",
+                      f"{s.n_macs:,}", s.block, "yes" if s.prunable else "no")
+    out.print(table)
+    for s in inv:
+        if not s.prunable and s.prune_reason:
+            out.print(f"not prunable: {s.name}: {s.prune_reason}")
+    for name, reason in inv.unsupported:
+        out.print(f"kept uncompressed: {name} ({reason})")
+
+
+def _load_plan(path: str) -> Any:
+    from hirelc.plan import Plan
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"plan file {p} not found")
+    return Plan.from_json(p.read_text())
+
+
+def _job(args: argparse.Namespace, **extra: Any) -> Any:
+    from hirelc.pipeline import JobConfig
+
+    return JobConfig(model=args.model, data=args.data, data_root=args.data_root, split_seed=args.split_seed,
+                     seed=getattr(args, "seed", 0), device=args.device, train_epochs=args.train_epochs, **extra)
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from hirelc.evaluate.fidelity import Fidelity
+    from hirelc.pipeline import eval_plan, plan_costs, prepare
+
+    plan = _load_plan(args.plan)
+    prep = prepare(_job(args, search_steps=args.steps), progress=not args.quiet, log=_log(args))
+    plan.validate_against([s.name for s in prep.inventory], [s.name for s in prep.inventory if s.prunable])
+    fidelity = Fidelity.short(args.steps) if args.steps else Fidelity.none()
+    before, after = eval_plan(prep, plan, fidelity, split=args.split)
+    report = {
+        "split": args.split, "split_sizes": prep.data.sizes(),
+        "fp32_accuracy": prep.evaluator.reference(args.split).accuracy,
+        "accuracy_before_finetune": before.accuracy, "accuracy_after_finetune": after.accuracy,
+        "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
+        "seconds_of_the_real_evaluation": after.seconds, **plan_costs(prep.inventory, plan),
+    }
+    if args.json:
+        out.print_json(json.dumps(report))
+        return
+    _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from hirelc.export.packed import export_packed
+    from hirelc.pipeline import prepare, state_dict_bytes
+
+    plan = _load_plan(args.plan)
+    prep = prepare(_job(args), progress=not args.quiet, log=_log(args))
+    model = prep.model  # export_packed compresses an fp32 model itself
+    if args.epochs:
+        model, result = prep.evaluator.final_finetune(plan, args.epochs, split="test")
+        _log(args)(f"fine-tuned {args.epochs} epochs: test accuracy {result.accuracy:.4f}")
+    path = Path(args.out)
+    export_packed(model, plan, path, inventory=prep.inventory)
+    size = path.stat().st_size
+    out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {state_dict_bytes(prep.model):,} bytes, "
+              f"{state_dict_bytes(prep.model) / size:.2f}x smaller, measured)")
+
+
+def _cmd_search(args: argparse.Namespace) -> None:
+    from hirelc.pipeline import run_job
+
+    options = {k: v for k, v in (("agent", args.agent), ("reward", args.reward),
+                                 ("action_space", args.action_space)) if v is not None}
+    config = _job(args, method=args.method, bits=_bits(args.bits), max_evaluations=args.budget,
+                  search_steps=args.steps, final_epochs=args.final_epochs, options=options)
+    result = run_job(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet, log=_log(args))
+    _finish_run(args.out, result, report=not args.no_report)
+
+
+def _cmd_resume(args: argparse.Namespace) -> None:
+    from hirelc.pipeline import JobConfig, run_job
+    from hirelc.rundir import RunDir
+
+    config = RunDir(args.run).read_config()
+    if config.get("job") == "pareto":
+        raise ValueError(f"{args.run} is a pareto enumeration: continue it with `hirelc pareto ... --resume`")
+    result = run_job(JobConfig.from_dict(config), args.run, resume=True, force=args.force,
+                     progress=not args.quiet, log=_log(args))
+    _finish_run(args.run, result, report=True)
+
+
+def _cmd_pareto(args: argparse.Namespace) -> None:
+    from hirelc.pipeline import run_pareto
+    from hirelc.report import write_report
+
+    config = _job(args, bits=_bits(args.bits), search_steps=args.steps)
+    data = run_pareto(config, args.out, place=args.place, limit=args.limit, force_space=args.force,
+                      resume=args.resume, progress=not args.quiet, log=_log(args))
+    out.print(f"{len(data['points']):,} configurations, {len(data['frontier'])} on the frontier")
+    if "placed" in data:
+        out.print(f"search result {data['placed']['bits']}: {100 * data['placed']['gap']:.2f} points below the frontier")
+    out.print(f"report: {write_report(args.out)}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from hirelc.report import write_report
+
+    out.print(f"report: {write_report(args.run)}")
+
+
+# -- output -----------------------------------------------------------------------------------
+
+SUMMARY_KEYS = [
+    ("baseline_test_accuracy", "fp32 test accuracy"),
+    ("final_test_accuracy", "compressed test accuracy"),
+    ("accuracy_loss_points", "accuracy loss (points)"),
+    ("bits", "bits per layer"),
+    ("param_weighted_avg_bits", "parameter-weighted avg bits"),
+    ("compression_ratio", "compression (measured on files)"),
+    ("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled)"),
+    ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (modelled)"),
+    ("real_evaluations", "real evaluations"),
+    ("split_sizes", "split sizes"),
+    ("wall_seconds", "wall time (s)"),
+]
+
+
+def _finish_run(run: str, result: dict[str, Any], report: bool) -> None:
+    _print_table(f"{result['method']} on {result['model']} / {result['data']} (seed {result['seed']})",
+                 {label: result[key] for key, label in SUMMARY_KEYS if key in result})
+    if report:
+        from hirelc.report import write_report
+
+        out.print(f"report: {write_report(run)}")
+
+
+def _print_table(title: str, rows: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False, box=None)
+    for k, v in rows.items():
+        table.add_row(str(k), f"{v:.4g}" if isinstance(v, float) else str(v))
+    out.print(table)
+
+
+def _bits(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ValueError(f"--bits must be comma-separated integers, got {text!r}") from None
+
+
+def _log(args: argparse.Namespace) -> Callable[[str], None]:
+    if getattr(args, "quiet", False):
+        return lambda _msg: None
+    return lambda msg: console.print(msg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

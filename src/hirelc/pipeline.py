@@ -1,0 +1,268 @@
+"""The model-based search job: data -> fp32 baseline -> inventory -> search on validation
+data -> final fine-tune -> test accuracy -> packed export -> result.json -> report.
+
+This module only orchestrates; every step is a call into the module that owns it
+(DESIGN.md pipeline). A run directory makes the job resumable: every real evaluation is
+journaled (fsynced) before the next starts, and `resume` replays the journal so nothing
+already evaluated is recomputed.
+
+>>> from hirelc.pipeline import JobConfig, run_job
+>>> result = run_job(JobConfig(model="releq_lenet", data="mnist5k"), "runs/demo")  # doctest: +SKIP
+>>> result["final_test_accuracy"], result["compression_ratio"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hirelc import cost
+from hirelc.data import DataSplits, load_dataset
+from hirelc.evaluate.evaluator import EvalResult, Evaluator
+from hirelc.evaluate.fidelity import Fidelity
+from hirelc.inventory import Inventory, inspect
+from hirelc.paths import cache_dir
+from hirelc.plan import Plan
+from hirelc.rundir import RunDir
+from hirelc.search.api import list_methods, search
+from hirelc.search.problem import validate_bits
+from hirelc.train import TrainInfo, train_baseline
+from hirelc.zoo import default_recipe
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class JobConfig:
+    """Everything that determines a search job's result (written to config.json).
+
+    seed drives the search and every fine-tune; split_seed drives the data split and the
+    fp32 baseline, so several search seeds share one baseline and one split.
+    search_steps: fine-tune steps per real evaluation during the search (seed 000 fine-tunes
+    each candidate briefly; 0 = no fine-tune). final_epochs: the final fine-tune.
+    """
+
+    method: str = "releq"
+    model: str = "releq_lenet"
+    data: str = "mnist5k"
+    data_root: str | None = None
+    bits: tuple[int, ...] = (2, 3, 4, 5, 8)
+    max_evaluations: int = 120
+    seed: int = 0
+    split_seed: int = 0
+    search_steps: int = 30
+    final_epochs: int = 4
+    train_epochs: int | None = None  # None: the model's registered recipe
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)  # method options (e.g. agent="mlp")
+
+    def __post_init__(self) -> None:
+        self.bits = validate_bits(self.bits)
+        if self.method not in list_methods():
+            raise ValueError(f"unknown search method {self.method!r}; available: {list_methods()}")
+        for name in ("max_evaluations", "final_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.search_steps < 0:
+            raise ValueError(f"search_steps must be >= 0, got {self.search_steps}")
+
+    @property
+    def search_fidelity(self) -> Fidelity:
+        return Fidelity.short(self.search_steps) if self.search_steps else Fidelity.none()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"bits": list(self.bits)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "JobConfig":
+        return cls(**d)
+
+
+@dataclass
+class Prepared:
+    """What every job needs before it searches: data, baseline, inventory, evaluator."""
+
+    data: DataSplits
+    model: nn.Module
+    train_info: TrainInfo
+    inventory: Inventory
+    evaluator: Evaluator
+
+
+def prepare(config: JobConfig, progress: bool = True, log: Log = print) -> Prepared:
+    """Load the data, train (or load the cached) fp32 baseline, inspect it, and build the
+    cached evaluator. The disk cache of evaluations is shared by all jobs on this machine."""
+    data = load_dataset(config.data, seed=config.split_seed, root=config.data_root)
+    log(f"data: {data}")
+    model, info = load_baseline(config, data, progress)
+    log(f"fp32 baseline: {info.summary()}")
+    inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
+    evaluator = Evaluator(model, data, seed=config.seed, device=config.device, cache_dir=cache_dir() / "evaluations")
+    return Prepared(data, model, info, inventory, evaluator)
+
+
+def load_baseline(config: JobConfig, data: DataSplits, progress: bool = True) -> tuple[nn.Module, TrainInfo]:
+    """The cached fp32 baseline of `config.model` on `data` (trained first if missing)."""
+    recipe = default_recipe(config.model)
+    if config.train_epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=config.train_epochs)
+    return train_baseline(config.model, data, recipe, seed=config.split_seed, device=config.device,
+                          progress=progress)
+
+
+def run_job(
+    config: JobConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+    progress: bool = True, log: Log = print,
+) -> dict[str, Any]:
+    """Run a whole search job into the run directory `out`; return result.json's content."""
+    start = time.perf_counter()
+    run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
+    prep = prepare(config, progress=progress, log=log)
+    reference = prep.evaluator.fp32_accuracy("val")
+    replayed = len(run.journal)
+    if replayed:
+        log(f"resuming: {replayed} journaled evaluations will be replayed, not recomputed")
+    log(f"searching: {config.method}, bits {list(config.bits)}, budget {config.max_evaluations} real evaluations "
+        f"at fidelity {config.search_fidelity} on validation data ({prep.data.sizes()['val']} images)")
+    found = search(
+        list(prep.inventory), _val_evaluate_fn(prep.evaluator, config.search_fidelity),
+        method=config.method, bits=config.bits, reference_accuracy=reference,
+        max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
+    )
+    result = finalize(prep, found.plan, config, run)
+    result.update(_search_summary(found, prep, config, reference))
+    result["wall_seconds"] = round(time.perf_counter() - start, 2)
+    run.write_result(result)
+    return result
+
+
+def _val_evaluate_fn(evaluator: Evaluator, fidelity: Fidelity) -> Callable[[Plan], dict[str, Any]]:
+    """plan -> metrics on validation data, the only split the search may see."""
+
+    def evaluate(plan: Plan) -> dict[str, Any]:
+        r = evaluator.evaluate(plan, fidelity, split="val")
+        return {"accuracy": r.accuracy, "loss": _finite(r.loss), "logit_mse": _finite(r.logit_mse),
+                "status": r.status}
+
+    return evaluate
+
+
+def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir) -> dict[str, Any]:
+    """Final fine-tune of the chosen plan, test accuracy, packed export, measured sizes and
+    modelled costs."""
+    from hirelc.export.packed import export_packed  # the file format is only needed here
+
+    compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test")
+    artifacts = run.artifacts
+    artifacts.plan.write_text(plan.to_json())
+    export_packed(compressed, plan, artifacts.model)
+    fp32_bytes = state_dict_bytes(prep.model)
+    packed = artifacts.model.stat().st_size
+    baseline = prep.evaluator.reference("test").accuracy
+    return {
+        "model": config.model, "data": config.data, "method": config.method, "seed": config.seed,
+        "split_seed": config.split_seed, "split_sizes": prep.data.sizes(),
+        "layers": [s.name for s in prep.inventory], "bit_choices": list(config.bits),
+        "plan": plan.to_dict(), "bits": plan.bits(),
+        "baseline_test_accuracy": baseline, "final_test_accuracy": final.accuracy,
+        "accuracy_loss_points": round(100 * (baseline - final.accuracy), 3),
+        "final_status": final.status,
+        "packed_file": artifacts.model.name, "packed_bytes": packed, "fp32_state_dict_bytes": fp32_bytes,
+        "compression_ratio": fp32_bytes / packed,
+        **plan_costs(prep.inventory, plan),
+    }
+
+
+def plan_costs(specs: Inventory | list, plan: Plan) -> dict[str, float]:
+    """Bit statistics and modelled accelerator figures of a plan (no model needed)."""
+    bits_max = 8
+    return {
+        "avg_bits": cost.avg_bits(specs, plan),
+        "param_weighted_avg_bits": cost.param_weighted_avg_bits(specs, plan),
+        "state_of_quantization": cost.state_of_quantization(specs, {n: c.bits for n, c in plan.items()}, bits_max),
+        "modelled_speedup_vs_8bit": cost.stripes_speedup(specs, plan),
+        "modelled_energy_reduction_vs_8bit": cost.stripes_energy_reduction(specs, plan),
+        "modelled_storage_compression": cost.compression_ratio(
+            sum(cost.fp32_bits(s) for s in specs), cost.total_storage_bits(specs, plan)),
+    }
+
+
+def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: float) -> dict[str, Any]:
+    return {
+        "fp32_val_accuracy": reference,
+        "search_val_accuracy": found.best_accuracy,
+        "real_evaluations": found.n_evaluations,
+        "evaluations_to_best": found.evaluations_to_best,
+        "converged_at_episode": found.converged_at,
+        "stop_reason": found.stop_reason,
+        "finetune_steps": prep.evaluator.finetune_steps,
+        "search": {"actions": list(config.bits), **found.to_dict()},
+    }
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Measured size of `torch.save(model.state_dict())`: the fp32 file users compare to."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def eval_plan(prep: Prepared, plan: Plan, fidelity: Fidelity, split: str = "val") -> tuple[EvalResult, EvalResult]:
+    """(before fine-tune, after fine-tune) metrics of `plan` — what `hirelc eval` prints."""
+    before = prep.evaluator.evaluate(plan, Fidelity.none(), split=split)
+    after = prep.evaluator.evaluate(plan, fidelity, split=split) if fidelity.finetunes else before
+    return before, after
+
+
+def run_pareto(
+    config: JobConfig, out: str | Path, *, place: str | Path | None = None, limit: int | None = None,
+    force_space: bool = False, resume: bool = False, progress: bool = True, log: Log = print,
+) -> dict[str, Any]:
+    """Enumerate every bitwidth configuration at the search fidelity on validation data
+    (seed 000 §4.2), mark the frontier, place a search result on it, write pareto.json."""
+    from hirelc.search.ledger import EvaluationLedger
+    from hirelc.search.pareto import DEFAULT_SPACE_LIMIT, enumerate_space, frontier_gap, pareto_frontier, space_size
+    from hirelc.search.problem import SearchProblem
+
+    run = RunDir(out).create(config.to_dict() | {"job": "pareto"}, resume=resume, force=False)
+    prep = prepare(config, progress=progress, log=log)
+    problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
+    total = space_size(len(problem.layers), len(problem.bits))
+    ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal)
+    log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
+    points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
+                             progress=_progress_printer(log) if progress else None)
+    frontier = pareto_frontier(points)
+    data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
+            "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
+    if place is not None:
+        placed_plan = Plan.from_dict(RunDir(place).read_result()["plan"])
+        point = next((p for p in points if list(p.bits) == placed_plan.bits()), None)
+        if point is None:
+            raise ValueError(f"the plan in {place} (bits {placed_plan.bits()}) is not in the enumerated "
+                             f"space {list(config.bits)}^{len(problem.layers)}: was it searched on another model or bit set?")
+        data["placed"] = point.to_dict() | {"gap": frontier_gap(point, frontier), "from": str(place),
+                                             "label": f"search result {list(point.bits)}"}
+    (Path(out) / "pareto.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+def _progress_printer(log: Log) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            log(f"  {done:,}/{total:,} configurations evaluated")
+
+    return report

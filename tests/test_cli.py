@@ -1,0 +1,72 @@
+"""End-to-end runs of the `hirelc` command on the embedded 8x8 digits (tiny budgets)."""
+
+import json
+
+import pytest
+
+from hirelc.cli import main
+
+COMMON = ["--model", "lenet5", "--data", "digits", "--train-epochs", "1", "--quiet"]
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for cmd in ("list-models", "list-datasets", "train", "inspect", "eval", "export", "search", "resume",
+                "pareto", "report"):
+        assert cmd in text
+
+
+def test_listings(capsys):
+    assert main(["list-models"]) == 0
+    assert "releq_lenet" in capsys.readouterr().out
+    assert main(["list-datasets"]) == 0
+    assert "mnist5k" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
+    assert main(["eval", *COMMON, "--plan", str(tmp_path / "missing.json")]) == 2
+    assert "plan file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"features.0": {"bits": 12}}))
+    assert main(["eval", *COMMON, "--plan", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "features.0" in err and "bits must be in 1..8, got 12" in err
+    assert main(["search", *COMMON, "--out", str(tmp_path / "r"), "--method", "nope"]) == 2
+    assert "unknown search method 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_eval_export_report(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["search", *COMMON, "--method", "random", "--budget", "3", "--steps", "2", "--final-epochs", "1",
+            "--out", str(run)]
+    assert main(args) == 0
+    result = json.loads((run / "result.json").read_text())
+    for key in ("baseline_test_accuracy", "final_test_accuracy", "plan", "avg_bits", "param_weighted_avg_bits",
+                "state_of_quantization", "compression_ratio", "modelled_speedup_vs_8bit",
+                "modelled_energy_reduction_vs_8bit", "real_evaluations", "wall_seconds", "seed", "split_sizes"):
+        assert key in result, key
+    assert result["real_evaluations"] == 3
+    assert result["compression_ratio"] == pytest.approx(
+        result["fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
+    assert (run / "report.html").exists()
+    assert len((run / "journal.jsonl").read_text().splitlines()) == 3
+    assert main(args) == 2  # an existing run is not overwritten silently
+    assert "already holds a run" in capsys.readouterr().err
+
+    capsys.readouterr()
+    plan = str(run / "plan.json")
+    # 3 fine-tune steps: a fidelity the search (2 steps) did not evaluate, so the first call computes
+    assert main(["eval", *COMMON, "--plan", plan, "--steps", "3", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["eval", *COMMON, "--plan", plan, "--steps", "3", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert not first["served_from_cache"] and second["served_from_cache"]
+    assert first["accuracy_after_finetune"] == second["accuracy_after_finetune"]
+
+    packed = tmp_path / "m.hirelc"
+    assert main(["export", *COMMON, "--plan", plan, "--epochs", "0", "--out", str(packed)]) == 0
+    assert packed.stat().st_size < result["fp32_state_dict_bytes"] / 4
