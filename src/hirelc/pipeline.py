@@ -138,8 +138,10 @@ def run_job(
         method=config.method, bits=config.bits, reference_accuracy=reference,
         max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
     )
+    search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run)
     result.update(_search_summary(found, prep, config, reference))
+    result["evaluator_during_search"] = search_counters
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
     run.write_result(result)
     return result
@@ -201,6 +203,7 @@ def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: fl
         "fp32_val_accuracy": reference,
         "search_val_accuracy": found.best_accuracy,
         "real_evaluations": found.n_evaluations,
+        "replayed_evaluations": sum(ev.replayed for ev in found.history),
         "evaluations_to_best": found.evaluations_to_best,
         "converged_at_episode": found.converged_at,
         "stop_reason": found.stop_reason,
