@@ -1,0 +1,239 @@
+"""The evaluation ledger: the one place a search calls the user's/evaluator's function.
+
+Every search method (ReLeQ, HiReLC, baselines) evaluates plans only through an
+`EvaluationLedger`, so they share one cache (keyed by `Plan.content_hash()`), one budget
+of *real* evaluations, and one journal, and are compared like for like (DESIGN.md §7).
+
+- A cache hit is free: it neither calls the function nor counts against the budget.
+- A real evaluation is validated, timed, appended to `history` and, when a journal is
+  given, appended to it before `evaluate` returns (so before the next one starts).
+- At construction, journaled evaluations pre-fill the cache and `history` and count
+  against the budget: a resumed search recomputes nothing already journaled, and the
+  total number of real evaluations never exceeds `max_evaluations`.
+- When the budget is spent, the next cache miss raises `BudgetExhausted`.
+
+>>> from hirelc.plan import Plan
+>>> ledger = EvaluationLedger(lambda plan: 0.9, max_evaluations=1)
+>>> ledger.evaluate(Plan.from_bits(["fc"], [4])).accuracy
+0.9
+>>> ledger.evaluate(Plan.from_bits(["fc"], [4])).accuracy  # cached: free
+0.9
+>>> ledger.n_evaluations, ledger.remaining
+(1, 0)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from hirelc.plan import Plan
+
+EvaluateFn = Callable[[Plan], "float | Mapping[str, Any]"]
+RECORD_KIND = "evaluation"  # the `kind` of a ledger record in a shared journal
+
+
+class BudgetExhausted(RuntimeError):
+    """Raised when a new (uncached) evaluation is asked for and the budget is spent."""
+
+
+class JournalLike(Protocol):
+    """What the ledger needs from a journal (the run directory's `Journal` has it)."""
+
+    def append(self, record: dict) -> None: ...
+
+    def records(self) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One real evaluation of a plan.
+
+    index: 0-based position among real evaluations of this search (journaled ones first).
+    metrics: every extra numeric/string value the function returned besides "accuracy".
+    status: "ok", or whatever the function reported (e.g. "diverged": the evaluation still
+        counts, with the reported accuracy).
+    replayed: True when it was read back from the journal rather than computed now.
+    """
+
+    index: int
+    plan: Plan
+    accuracy: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    status: str = "ok"
+    replayed: bool = False
+
+    @property
+    def plan_hash(self) -> str:
+        return self.plan.content_hash()
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready journal record; `from_record` reads it back."""
+        return {
+            "kind": RECORD_KIND,
+            "index": self.index,
+            "plan": self.plan.to_dict(),
+            "plan_hash": self.plan_hash,
+            "accuracy": self.accuracy,
+            "metrics": dict(self.metrics),
+            "seconds": self.seconds,
+            "status": self.status,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Evaluation":
+        """Rebuild a journaled evaluation; a record whose plan no longer hashes to its
+        stored hash is rejected (the cache key would lie)."""
+        plan = Plan.from_dict(record["plan"])
+        if plan.content_hash() != record["plan_hash"]:
+            raise ValueError(
+                f"journal record {record.get('index')!r}: plan hashes to {plan.content_hash()}, "
+                f"record says {record['plan_hash']} (corrupt or edited journal)"
+            )
+        accuracy, metrics, status = validate_result(
+            {"accuracy": record["accuracy"], "status": record.get("status", "ok"), **record.get("metrics", {})}
+        )
+        return cls(
+            index=int(record["index"]),
+            plan=plan,
+            accuracy=accuracy,
+            metrics=metrics,
+            seconds=float(record.get("seconds", 0.0)),
+            status=status,
+            replayed=True,
+        )
+
+
+def validate_result(result: Any) -> tuple[float, dict[str, Any], str]:
+    """Check an evaluation function's return value; return (accuracy, extra metrics, status).
+
+    Accepted: a number, or a mapping with an "accuracy" number (plus any extra metrics and
+    an optional "status"). Accuracy must be finite and in [0, 1] (a fraction, not a percent).
+
+    >>> validate_result({"accuracy": 0.5, "loss": 1.2})
+    (0.5, {'loss': 1.2}, 'ok')
+    """
+    if isinstance(result, Mapping):
+        if "accuracy" not in result:
+            raise ValueError(
+                f"the evaluation function returned a dict without 'accuracy' (keys: {sorted(result)}); "
+                "return a float in [0, 1] or a dict with an 'accuracy' entry"
+            )
+        extra = {k: v for k, v in result.items() if k not in ("accuracy", "status")}
+        metrics = {str(k): _json_scalar(k, v) for k, v in extra.items()}
+        status = str(result.get("status", "ok"))
+        accuracy = result["accuracy"]
+    else:
+        metrics, status, accuracy = {}, "ok", result
+    return _checked_accuracy(accuracy), metrics, status
+
+
+def _checked_accuracy(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"the evaluation function must return an accuracy number in [0, 1] (or a dict with "
+            f"'accuracy'), got {type(value).__name__}: {value!r}"
+        )
+    acc = float(value)
+    if not math.isfinite(acc) or not 0.0 <= acc <= 1.0:
+        hint = " (a percentage? divide by 100)" if math.isfinite(acc) and 1.0 < acc <= 100.0 else ""
+        raise ValueError(f"accuracy must be a finite fraction in [0, 1], got {acc!r}{hint}")
+    return acc
+
+
+def _json_scalar(key: Any, value: Any) -> Any:
+    """Extra metrics go into a JSON journal: numbers, strings, booleans or None only."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(
+        f"metric {key!r}: expected a number, string, bool or None, got {type(value).__name__}"
+    )
+
+
+class EvaluationLedger:
+    """Cached, budgeted, journaled access to an evaluation function `plan -> accuracy`.
+
+    evaluate: returns an accuracy in [0, 1], or a dict with "accuracy" and extra metrics.
+    max_evaluations: budget of real (uncached) evaluations, journaled ones included.
+    journal: optional object with `append(record)` and `records()`; records of other kinds
+        in a shared journal are ignored.
+
+    >>> from hirelc.plan import Plan
+    >>> ledger = EvaluationLedger(lambda plan: {"accuracy": 0.8, "loss": 0.3}, max_evaluations=5)
+    >>> ledger.evaluate(Plan.from_bits(["fc"], [2])).metrics
+    {'loss': 0.3}
+    """
+
+    def __init__(self, evaluate: EvaluateFn, max_evaluations: int, journal: JournalLike | None = None):
+        if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int) or max_evaluations < 1:
+            raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
+        if not callable(evaluate):
+            raise TypeError(f"evaluate must be callable (plan -> accuracy), got {type(evaluate).__name__}")
+        self._evaluate = evaluate
+        self.max_evaluations = max_evaluations
+        self.journal = journal
+        self.history: list[Evaluation] = []
+        self._cache: dict[str, Evaluation] = {}
+        self.cache_hits = 0
+        if journal is not None:
+            self._replay(journal.records())
+
+    def _replay(self, records: list[dict]) -> None:
+        for record in records:
+            if record.get("kind") != RECORD_KIND:
+                continue
+            ev = Evaluation.from_record(record)
+            if ev.plan_hash in self._cache:
+                continue  # a duplicate line (e.g. written twice around a crash): keep the first
+            self._store(replace(ev, index=len(self.history)))
+
+    def _store(self, ev: Evaluation) -> None:
+        self.history.append(ev)
+        self._cache[ev.plan_hash] = ev
+
+    @property
+    def n_evaluations(self) -> int:
+        """Real evaluations so far, journaled ones included."""
+        return len(self.history)
+
+    @property
+    def n_replayed(self) -> int:
+        """Evaluations read back from the journal at construction."""
+        return sum(ev.replayed for ev in self.history)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.max_evaluations - self.n_evaluations)
+
+    def cached(self, plan: Plan) -> Evaluation | None:
+        """The stored evaluation of `plan`, or None; never evaluates, never counts."""
+        return self._cache.get(plan.content_hash())
+
+    def evaluate(self, plan: Plan) -> Evaluation:
+        """The evaluation of `plan`: from the cache if known, else a real, budgeted call."""
+        hit = self.cached(plan)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        if self.remaining == 0:
+            raise BudgetExhausted(
+                f"evaluation budget of {self.max_evaluations} real evaluations is spent"
+            )
+        start = time.perf_counter()
+        result = self._evaluate(plan)
+        seconds = time.perf_counter() - start
+        accuracy, metrics, status = validate_result(result)
+        ev = Evaluation(self.n_evaluations, plan, accuracy, metrics, seconds, status)
+        if self.journal is not None:
+            self.journal.append(ev.to_record())  # journaled before the next evaluation starts
+        self._store(ev)
+        return ev

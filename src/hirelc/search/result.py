@@ -1,0 +1,123 @@
+"""What a search returns: the best plan, every real evaluation, and the episode log.
+
+>>> from hirelc.plan import Plan
+>>> r = SearchResult(method="uniform", plan=Plan.from_bits(["fc"], [4]), best_accuracy=0.9,
+...                  best_reward=0.1, best_state_q=0.5, history=[], episodes=[])
+>>> r.to_dict()["plan"]
+{'fc': {'bits': 4, 'keep_ratio': 1.0, 'number_format': 'int_sym', 'granularity': 'per_channel', 'group_size': None}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hirelc.plan import Plan
+from hirelc.search.ledger import Evaluation
+
+
+@dataclass
+class EpisodeRecord:
+    """One episode: a pass over all layers (ReLeQ), or one proposed plan (baselines).
+
+    bits: the bitwidths at the end of the episode, one per layer in order.
+    start_bits: the bitwidths the episode started from (the top bitwidth, or the previous
+        episode's plan with the restricted action space).
+    reward: the shaped/ablation reward of the final plan (what the agent was trained on).
+    ret: sum of the rewards over the episode (differs from `reward` with per-step rewards).
+    action_probs: per layer, the policy's probability of each action at that layer's step
+        (seed 000 Fig. 2); empty for baselines.
+    actions: the action index taken at each layer (empty for baselines).
+    """
+
+    index: int
+    plan: Plan
+    bits: list[int]
+    start_bits: list[int]
+    reward: float
+    ret: float
+    state_acc: float
+    state_q: float
+    accuracy: float
+    actions: list[int] = field(default_factory=list)
+    action_probs: list[list[float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "plan_hash": self.plan.content_hash(),
+            "bits": list(self.bits),
+            "start_bits": list(self.start_bits),
+            "reward": self.reward,
+            "return": self.ret,
+            "state_acc": self.state_acc,
+            "state_q": self.state_q,
+            "accuracy": self.accuracy,
+            "actions": list(self.actions),
+            "action_probs": [list(p) for p in self.action_probs],
+        }
+
+
+@dataclass
+class SearchResult:
+    """The outcome of `hirelc.search.search`.
+
+    plan: the best plan among every real evaluation of the search, by the shared selection
+        rule (`SearchProblem.selection_key`: highest shaped reward, ties -> lower StateQ).
+    history: every real evaluation in order (the ledger's history, journaled ones first).
+    episodes: the episode log (see `EpisodeRecord`).
+    converged_at: index of the episode at which convergence was detected, or None.
+    stop_reason: "converged", "budget", "max_episodes" or "done" (method ran to its end).
+    """
+
+    method: str
+    plan: Plan
+    best_accuracy: float
+    best_reward: float
+    best_state_q: float
+    history: list[Evaluation]
+    episodes: list[EpisodeRecord]
+    converged_at: int | None = None
+    stop_reason: str = "done"
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_evaluations(self) -> int:
+        """Real evaluations, journaled ones included."""
+        return len(self.history)
+
+    @property
+    def evaluations_to_best(self) -> int | None:
+        """How many real evaluations had been made when the best plan was first evaluated."""
+        target = self.plan.content_hash()
+        return next((ev.index + 1 for ev in self.history if ev.plan_hash == target), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (plans as dicts, evaluations as journal records)."""
+        return {
+            "method": self.method,
+            "plan": self.plan.to_dict(),
+            "bits": self.plan.bits(),
+            "best_accuracy": self.best_accuracy,
+            "best_reward": self.best_reward,
+            "best_state_q": self.best_state_q,
+            "converged_at": self.converged_at,
+            "stop_reason": self.stop_reason,
+            "n_evaluations": self.n_evaluations,
+            "evaluations_to_best": self.evaluations_to_best,
+            "seed": self.seed,
+            "options": dict(self.options),
+            "history": [ev.to_record() for ev in self.history],
+            "episodes": [ep.to_dict() for ep in self.episodes],
+        }
+
+
+@dataclass
+class MethodOutcome:
+    """What a search method hands back to `run_search` besides the ledger's history."""
+
+    episodes: list[EpisodeRecord]
+    stop_reason: str
+    converged_at: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)

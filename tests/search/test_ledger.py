@@ -1,0 +1,150 @@
+"""EvaluationLedger: cache, budget, validation, journal append and replay."""
+
+import math
+
+import pytest
+
+from hirelc.plan import Plan
+from hirelc.search.ledger import BudgetExhausted, EvaluationLedger, validate_result
+
+from .fakes import Counting, FileJournal, MemoryJournal
+
+NAMES = ["conv", "fc"]
+
+
+def plan(*bits):
+    return Plan.from_bits(NAMES, bits)
+
+
+def CountingFn(result=lambda p: 0.5 + 0.05 * sum(p.bits()) / 16):
+    return Counting(result)
+
+
+def test_cache_hit_neither_calls_nor_counts():
+    fn = CountingFn()
+    ledger = EvaluationLedger(fn, max_evaluations=5)
+    first = ledger.evaluate(plan(4, 8))
+    again = ledger.evaluate(Plan.from_dict({"fc": 8, "conv": 4}))  # same content, other key order
+    assert again is first
+    assert len(fn.calls) == 1 and ledger.n_evaluations == 1 and ledger.cache_hits == 1
+    assert ledger.remaining == 4
+    assert [ev.index for ev in ledger.history] == [0]
+
+
+def test_budget_exhaustion_raises_only_on_new_plans():
+    fn = CountingFn()
+    ledger = EvaluationLedger(fn, max_evaluations=2)
+    ledger.evaluate(plan(8, 8))
+    ledger.evaluate(plan(4, 8))
+    with pytest.raises(BudgetExhausted):
+        ledger.evaluate(plan(2, 2))
+    assert ledger.evaluate(plan(4, 8)).plan == plan(4, 8)  # cached plans stay available
+    assert len(fn.calls) == 2 and ledger.remaining == 0
+
+
+def test_history_records_metrics_seconds_and_order():
+    fn = CountingFn(lambda p: {"accuracy": 0.7, "loss": 1.25, "logit_mse": 3})
+    ledger = EvaluationLedger(fn, max_evaluations=3)
+    ledger.evaluate(plan(8, 8))
+    ledger.evaluate(plan(2, 8))
+    assert [ev.plan for ev in ledger.history] == [plan(8, 8), plan(2, 8)]
+    ev = ledger.history[1]
+    assert (ev.index, ev.accuracy, ev.metrics, ev.status) == (1, 0.7, {"loss": 1.25, "logit_mse": 3}, "ok")
+    assert ev.seconds >= 0.0 and not ev.replayed
+
+
+def test_each_evaluation_is_journaled_before_the_next_starts():
+    journal = MemoryJournal()
+
+    def fn(p):
+        # every earlier evaluation is already in the journal when this one starts
+        assert len(journal.records()) == len(fn.seen)
+        fn.seen.append(p)
+        return 0.9
+
+    fn.seen = []
+    ledger = EvaluationLedger(fn, max_evaluations=3, journal=journal)
+    for bits in [(8, 8), (4, 8), (4, 4)]:
+        ledger.evaluate(plan(*bits))
+    records = journal.records()
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert records[1]["plan"] == plan(4, 8).to_dict()
+    assert records[1]["plan_hash"] == plan(4, 8).content_hash()
+    assert records[1]["kind"] == "evaluation" and records[1]["accuracy"] == 0.9
+
+
+@pytest.mark.parametrize("journal_kind", ["memory", "file"])
+def test_resume_from_journal_recomputes_nothing(tmp_path, journal_kind):
+    make = (lambda: MemoryJournal()) if journal_kind == "memory" else (lambda: FileJournal(tmp_path / "j.jsonl"))
+    journal = make()
+    fn = CountingFn()
+    first = EvaluationLedger(fn, max_evaluations=4, journal=journal)
+    for bits in [(8, 8), (4, 8), (2, 8)]:
+        first.evaluate(plan(*bits))
+
+    if journal_kind == "memory":
+        journal = MemoryJournal(journal.records())
+    else:
+        journal = FileJournal(tmp_path / "j.jsonl")  # a new process opening the same file
+    fn2 = CountingFn()
+    resumed = EvaluationLedger(fn2, max_evaluations=4, journal=journal)
+    assert resumed.n_evaluations == 3 and resumed.n_replayed == 3 and resumed.remaining == 1
+    for bits in [(8, 8), (4, 8), (2, 8)]:
+        assert resumed.evaluate(plan(*bits)).accuracy == first.cached(plan(*bits)).accuracy
+    assert fn2.calls == []
+    new = resumed.evaluate(plan(1, 1))
+    assert new.index == 3 and len(fn2.calls) == 1 and len(journal.records()) == 4
+    with pytest.raises(BudgetExhausted):  # journaled evaluations count against the budget
+        resumed.evaluate(plan(1, 2))
+
+
+def test_replay_ignores_other_record_kinds_and_rejects_a_corrupt_hash():
+    good = EvaluationLedger(lambda p: 0.8, 2, journal=MemoryJournal())
+    good.evaluate(plan(4, 4))
+    records = good.journal.records()
+    mixed = MemoryJournal([{"kind": "config", "seed": 0}, *records, records[0]])  # + a duplicate line
+    assert EvaluationLedger(lambda p: 0.0, 2, journal=mixed).n_evaluations == 1
+    bad = dict(records[0], plan=plan(2, 4).to_dict())
+    with pytest.raises(ValueError, match="corrupt"):
+        EvaluationLedger(lambda p: 0.0, 2, journal=MemoryJournal([bad]))
+
+
+def test_diverged_result_counts_with_its_reported_accuracy():
+    fn = CountingFn(lambda p: {"accuracy": 0.1, "status": "diverged", "loss": math.nan})
+    ledger = EvaluationLedger(fn, max_evaluations=2, journal=MemoryJournal())
+    ev = ledger.evaluate(plan(1, 1))
+    assert (ev.accuracy, ev.status) == (0.1, "diverged")
+    assert ledger.evaluate(plan(1, 1)) is ev and len(fn.calls) == 1 and ledger.n_evaluations == 1
+    assert ledger.journal.records()[0]["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (None, TypeError, "accuracy number"),
+        ("0.9", TypeError, "accuracy number"),
+        (True, TypeError, "accuracy number"),
+        (math.nan, ValueError, "finite"),
+        (math.inf, ValueError, "finite"),
+        (-0.1, ValueError, r"\[0, 1\]"),
+        (95.0, ValueError, "percentage"),
+        ({"acc": 0.9}, ValueError, "without 'accuracy'"),
+        ({"accuracy": 0.9, "confusion": [[1, 0]]}, TypeError, "confusion"),
+    ],
+)
+def test_invalid_results_are_rejected_not_counted_not_journaled(bad, error, match):
+    ledger = EvaluationLedger(lambda p: bad, max_evaluations=3, journal=MemoryJournal())
+    with pytest.raises(error, match=match):
+        ledger.evaluate(plan(4, 4))
+    assert ledger.n_evaluations == 0 and ledger.journal.records() == []
+
+
+def test_validate_result_accepts_numbers_and_dicts():
+    assert validate_result(1) == (1.0, {}, "ok")
+    assert validate_result({"accuracy": 0.25, "status": "ok", "n": 10}) == (0.25, {"n": 10}, "ok")
+
+
+@pytest.mark.parametrize("budget", [0, -1, 1.5, True])
+def test_budget_must_be_a_positive_integer(budget):
+    with pytest.raises(ValueError, match="max_evaluations"):
+        EvaluationLedger(lambda p: 0.5, max_evaluations=budget)
