@@ -67,7 +67,8 @@ class SearchResult:
     history: every real evaluation in order (the ledger's history, journaled ones first).
     episodes: the episode log (see `EpisodeRecord`).
     converged_at: index of the episode at which convergence was detected, or None.
-    stop_reason: "converged", "budget", "max_episodes" or "done" (method ran to its end).
+    stop_reason: "converged", "stalled" (no better plan for a while), "budget", "max_episodes"
+        or "done" (method ran to its end).
     """
 
     method: str

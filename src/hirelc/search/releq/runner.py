@@ -9,7 +9,7 @@ Every evaluation goes through the shared `EvaluationLedger`; the best plan is ch
 >>> from hirelc.search.problem import SearchProblem
 >>> problem = SearchProblem([LayerSpec("fc", "linear", (10, 10), n_macs=100)], (2, 8), 0.9)
 >>> out = run_releq(problem, EvaluationLedger(lambda p: 0.9, 5), seed=0, max_episodes=8)
->>> out.stop_reason in ("converged", "budget", "max_episodes")
+>>> out.stop_reason in ("converged", "stalled", "budget", "max_episodes")
 True
 """
 
@@ -46,6 +46,9 @@ class ReLeQConfig:
         converged agent replays cached plans for free, but still costs compute).
     convergence_patience / convergence_prob: see `ConvergenceMonitor`; patience defaults
         to three PPO updates' worth of episodes.
+    stall_patience: stop ("stalled") after this many episodes without a better plan by the
+        shared selection rule (None = never). A policy that oscillates between a few known
+        plans spends compute, not evaluations; this bounds the wall time of such runs.
     """
 
     ppo: AgentConfig = field(default_factory=AgentConfig)
@@ -55,6 +58,7 @@ class ReLeQConfig:
     max_episodes: int | None = None
     convergence_patience: int | None = None
     convergence_prob: float = 0.99
+    stall_patience: int | None = 150
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -64,6 +68,8 @@ class ReLeQConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"unknown releq {name} {value!r}; expected one of {allowed}")
+        if self.stall_patience is not None and (not isinstance(self.stall_patience, int) or self.stall_patience < 1):
+            raise ValueError(f"stall_patience must be a positive integer or None, got {self.stall_patience!r}")
         if self.max_episodes is not None and (not isinstance(self.max_episodes, int) or self.max_episodes < 1):
             raise ValueError(f"max_episodes must be a positive integer, got {self.max_episodes!r}")
         if self.convergence_patience is None:
@@ -96,10 +102,15 @@ class _EpisodeCallback(BaseCallback):
     """After every agent step: log the policy's action probabilities (seed 000 Fig. 2);
     after every episode: check convergence and the episode cap."""
 
-    def __init__(self, env: ReLeQEnv, monitor: ConvergenceMonitor, max_episodes: int):
+    def __init__(self, env: ReLeQEnv, monitor: ConvergenceMonitor, max_episodes: int, stall_patience: int | None):
         super().__init__()
         self.env, self.monitor, self.max_episodes = env, monitor, max_episodes
+        self.stall_patience = stall_patience
         self.converged_at: int | None = None
+        self.stalled = False
+        self._best_key: tuple | None = None
+        self._best_episode = 0
+        self._seen = 0  # ledger history entries already scanned for a better plan
 
     def _on_step(self) -> bool:
         probs = action_probabilities(self.model, self.locals)[0]  # (n_actions,)
@@ -114,7 +125,20 @@ class _EpisodeCallback(BaseCallback):
         if self.monitor.update(greedy, [max(p) for p in episode.action_probs]):
             self.converged_at = episode.index
             return False
+        if self._stalled(episode.index):
+            self.stalled = True
+            return False
         return len(self.env.episodes) < self.max_episodes
+
+    def _stalled(self, episode: int) -> bool:
+        """True when `stall_patience` episodes passed without a better evaluated plan."""
+        problem, history = self.env.problem, self.env.ledger.history
+        for ev in history[self._seen:]:
+            key = problem.selection_key(ev)[:2]  # score, then fewer bits; not the index
+            if self._best_key is None or key > self._best_key:
+                self._best_key, self._best_episode = key, episode
+        self._seen = len(history)
+        return self.stall_patience is not None and episode - self._best_episode >= self.stall_patience
 
 
 def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:
@@ -132,11 +156,11 @@ def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **opt
     n_layers = len(problem.layers)
     max_episodes = config.max_episodes or 20 * ledger.max_evaluations
     monitor = ConvergenceMonitor(config.convergence_patience, config.convergence_prob)
-    callback = _EpisodeCallback(env, monitor, max_episodes)
+    callback = _EpisodeCallback(env, monitor, max_episodes, config.stall_patience)
     try:
         agent = make_agent(env, config.ppo, seed, n_layers)
         agent.learn(total_timesteps=max_episodes * n_layers, callback=callback)  # resets the env first
-        reason = "converged" if callback.converged_at is not None else "max_episodes"
+        reason = "converged" if callback.converged_at is not None else "stalled" if callback.stalled else "max_episodes"
     except BudgetExhausted:
         reason = "budget"
     return MethodOutcome(env.episodes, reason, callback.converged_at, config.to_dict())
