@@ -1,6 +1,6 @@
 """ReLeQ vs random vs uniform on the synthetic sensitive-layer problem, same ledger budget.
 
-The problem (`hirelc.search.synthetic.sensitive_layer_problem`) has a known best plan,
+The problem (`hirelc.methods.synthetic.sensitive_layer_problem`) has a known best plan,
 (3, 5, 3, 3) over the bit set {2, 3, 4, 5, 8}. For each method and seed we report the
 best plan, its reward (seed 000 §2.4), whether it is the true optimum, how many real
 evaluations had been spent when the best plan was first evaluated, how many were spent
@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from hirelc.search import search
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods import search
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 OPTIMUM = [3, 5, 3, 3]
 

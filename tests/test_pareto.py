@@ -3,9 +3,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hirelc import LayerSpec
-from hirelc.search.ledger import EvaluationLedger
-from hirelc.search.pareto import ParetoPoint, enumerate_space, frontier_gap, pareto_frontier
-from hirelc.search.problem import SearchProblem
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.pareto import ParetoPoint, enumerate_space, frontier_gap, pareto_frontier
+from hirelc.methods.problem import SearchProblem
 
 points = st.lists(
     st.builds(ParetoPoint, st.just((1,)), st.floats(1, 8), st.floats(0, 1)), min_size=1, max_size=30

@@ -2,12 +2,13 @@
 
 >>> import hirelc
 >>> specs = hirelc.inspect(model, example_input)            # what can be compressed
->>> plan = hirelc.Plan.uniform(specs, bits=4)                # or hirelc.search(...)
+>>> plan = hirelc.Plan.uniform(specs, bits=4)                # or hirelc.methods(...)
 >>> small = hirelc.apply_plan(model, plan)                   # fine-tunable compressed copy
 >>> hirelc.export_packed(small, plan, "model.hirelc")        # really smaller on disk
 >>> again = hirelc.load_packed("model.hirelc", like=model)
 """
 
+from hirelc.api import search
 from hirelc.compress.apply import apply_plan
 from hirelc.inventory import Inventory, inspect
 from hirelc.inventory.spec import LayerSpec
@@ -28,14 +29,14 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Export and search pull in safetensors / stable-baselines3: import them on first use so
-    # `import hirelc` stays light.
+    # The packed format pulls in safetensors: import it on first use so `import hirelc`
+    # stays light.
     if name in ("export_packed", "load_packed"):
         from hirelc.export import packed
 
         return getattr(packed, name)
     if name == "search":
-        from hirelc.search.front import search
+        from hirelc.methods.front import search
 
         return search
     raise AttributeError(f"module 'hirelc' has no attribute {name!r}")

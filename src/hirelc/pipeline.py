@@ -33,9 +33,9 @@ from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
 from hirelc.plan import Plan
 from hirelc.rundir import RunDir
-from hirelc.search.api import list_methods, search
-from hirelc.search.problem import validate_bits
-from hirelc.train import TrainInfo, train_baseline
+from hirelc.methods.api import list_methods, search
+from hirelc.methods.problem import validate_bits
+from hirelc.train import TrainInfo, resolve_device, train_baseline
 from hirelc.zoo import default_recipe
 
 Log = Callable[[str], None]
@@ -93,18 +93,28 @@ class Prepared:
 
     data: DataSplits
     model: nn.Module
-    train_info: TrainInfo
+    train_info: TrainInfo | None  # None for a user's own, already trained model
     inventory: Inventory
     evaluator: Evaluator
 
 
-def prepare(config: JobConfig, progress: bool = True, log: Log = print) -> Prepared:
+def prepare(
+    config: JobConfig, progress: bool = True, log: Log = print, *,
+    model: nn.Module | None = None, data: DataSplits | None = None,
+) -> Prepared:
     """Load the data, train (or load the cached) fp32 baseline, inspect it, and build the
-    cached evaluator. The disk cache of evaluations is shared by all jobs on this machine."""
-    data = load_dataset(config.data, seed=config.split_seed, root=config.data_root)
+    cached evaluator. The disk cache of evaluations is shared by all jobs on this machine.
+
+    model / data: a user's own trained `nn.Module` and `DataSplits`, used as they are
+    instead of `config.model` / `config.data` (the model is not retrained)."""
+    if data is None:
+        data = load_dataset(config.data, seed=config.split_seed, root=config.data_root)
     log(f"data: {data}")
-    model, info = load_baseline(config, data, progress)
-    log(f"fp32 baseline: {info.summary()}")
+    info = None
+    if model is None:
+        model, info = load_baseline(config, data, progress)
+        log(f"fp32 baseline: {info.summary()}")
+    model = model.to(resolve_device(config.device)).eval()
     inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
     evaluator = Evaluator(model, data, seed=config.seed, device=config.device, cache_dir=cache_dir() / "evaluations")
     return Prepared(data, model, info, inventory, evaluator)
@@ -121,12 +131,15 @@ def load_baseline(config: JobConfig, data: DataSplits, progress: bool = True) ->
 
 def run_job(
     config: JobConfig, out: str | Path, *, resume: bool = False, force: bool = False,
-    progress: bool = True, log: Log = print,
+    progress: bool = True, log: Log = print, model: nn.Module | None = None, data: DataSplits | None = None,
 ) -> dict[str, Any]:
-    """Run a whole search job into the run directory `out`; return result.json's content."""
+    """Run a whole search job into the run directory `out`; return result.json's content.
+
+    model / data: optional user objects (see `prepare`); resuming such a run needs the same
+    objects again."""
     start = time.perf_counter()
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
-    prep = prepare(config, progress=progress, log=log)
+    prep = prepare(config, progress=progress, log=log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")
     replayed = len(run.journal)
     if replayed:
@@ -236,9 +249,9 @@ def run_pareto(
 ) -> dict[str, Any]:
     """Enumerate every bitwidth configuration at the search fidelity on validation data
     (seed 000 §4.2), mark the frontier, place a search result on it, write pareto.json."""
-    from hirelc.search.ledger import EvaluationLedger
-    from hirelc.search.pareto import DEFAULT_SPACE_LIMIT, enumerate_space, frontier_gap, pareto_frontier, space_size
-    from hirelc.search.problem import SearchProblem
+    from hirelc.methods.ledger import EvaluationLedger
+    from hirelc.methods.pareto import DEFAULT_SPACE_LIMIT, enumerate_space, frontier_gap, pareto_frontier, space_size
+    from hirelc.methods.problem import SearchProblem
 
     run = RunDir(out).create(config.to_dict() | {"job": "pareto"}, resume=resume, force=False)
     prep = prepare(config, progress=progress, log=log)

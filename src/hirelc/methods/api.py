@@ -19,17 +19,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hirelc.inventory.spec import LayerSpec
-from hirelc.search.baselines import run_random, run_uniform
-from hirelc.search.ledger import EvaluateFn, EvaluationLedger, JournalLike
-from hirelc.search.problem import DEFAULT_BITS, SearchProblem
-from hirelc.search.releq.reward import RewardParams
-from hirelc.search.result import MethodOutcome, SearchResult
+from hirelc.methods.baselines import run_random, run_uniform
+from hirelc.methods.ledger import EvaluateFn, EvaluationLedger, JournalLike
+from hirelc.methods.problem import DEFAULT_BITS, SearchProblem
+from hirelc.methods.releq.reward import RewardParams
+from hirelc.methods.result import MethodOutcome, SearchResult
 
 MethodFn = Callable[..., MethodOutcome]  # (problem, ledger, seed, **options) -> MethodOutcome
 
 
 def _releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:
-    from hirelc.search.releq.runner import run_releq  # torch + SB3 only when used
+    from hirelc.methods.releq.runner import run_releq  # torch + SB3 only when used
 
     return run_releq(problem, ledger, seed, **options)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hirelc.search.releq.convergence import ConvergenceMonitor
+from hirelc.methods.releq.convergence import ConvergenceMonitor
 
 
 def test_converges_after_patience_confident_unchanged_episodes():

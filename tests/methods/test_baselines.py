@@ -2,8 +2,8 @@
 
 import pytest
 
-from hirelc.search import search
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods import search
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 BITS = (2, 3, 4, 5, 8)
 

@@ -5,7 +5,7 @@ import pytest
 
 from hirelc.cost import E_MEM_OVER_E_MACC
 from hirelc.inventory.spec import LayerSpec
-from hirelc.search.releq.features import STATIC_FEATURES, static_features
+from hirelc.methods.releq.features import STATIC_FEATURES, static_features
 
 
 def test_features_are_log_scaled_relative_to_the_largest_layer():

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from hirelc.cost import state_of_quantization
 from hirelc.inventory.spec import LayerSpec
 from hirelc.plan import MAX_BITS, MIN_BITS, Plan
-from hirelc.search.ledger import Evaluation
-from hirelc.search.releq.reward import RewardParams, shaped_reward
+from hirelc.methods.ledger import Evaluation
+from hirelc.methods.releq.reward import RewardParams, shaped_reward
 
 DEFAULT_BITS: tuple[int, ...] = tuple(range(1, 9))  # seed 000 Fig. 1a(i): {1, ..., 8}
 

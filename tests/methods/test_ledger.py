@@ -5,7 +5,7 @@ import math
 import pytest
 
 from hirelc.plan import Plan
-from hirelc.search.ledger import BudgetExhausted, EvaluationLedger, validate_result
+from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger, validate_result
 
 from .fakes import Counting, FileJournal, MemoryJournal
 

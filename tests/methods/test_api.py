@@ -1,12 +1,12 @@
-"""`hirelc.search.search`: methods, options, results, budget, resume, reproducibility."""
+"""`hirelc.methods.search`: methods, options, results, budget, resume, reproducibility."""
 
 import json
 
 import numpy as np
 import pytest
 
-from hirelc.search import SearchProblem, list_methods, search
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods import SearchProblem, list_methods, search
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 from .fakes import Counting, MemoryJournal
 

@@ -5,11 +5,11 @@ number of real evaluations."""
 import numpy as np
 import pytest
 
-from hirelc.search import search
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods import search
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 BITS = (2, 3, 4, 5, 8)
-OPTIMUM = [3, 5, 3, 3]  # conv2 is the sensitive layer (see hirelc.search.synthetic)
+OPTIMUM = [3, 5, 3, 3]  # conv2 is the sensitive layer (see hirelc.methods.synthetic)
 
 
 def run(method, budget, seed):

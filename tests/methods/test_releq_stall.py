@@ -1,7 +1,7 @@
 from hirelc.inventory.spec import LayerSpec
-from hirelc.search.ledger import EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.releq.runner import run_releq
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.releq.runner import run_releq
 
 
 def test_search_stops_when_no_better_plan_appears():

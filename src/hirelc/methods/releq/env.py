@@ -34,8 +34,8 @@ Every real evaluation (fine-tuning, in the full system) is the expensive part, s
 fixed budget "episode" buys L times more episodes; it is the default.
 
 >>> from hirelc.inventory.spec import LayerSpec
->>> from hirelc.search.ledger import EvaluationLedger
->>> from hirelc.search.problem import SearchProblem
+>>> from hirelc.methods.ledger import EvaluationLedger
+>>> from hirelc.methods.problem import SearchProblem
 >>> problem = SearchProblem([LayerSpec("a", "linear", (8, 8), 64), LayerSpec("b", "linear", (4, 8), 32)],
 ...                        bits=(2, 4, 8), reference_accuracy=0.9)
 >>> env = ReLeQEnv(problem, EvaluationLedger(lambda plan: 0.9, max_evaluations=10))
@@ -55,11 +55,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hirelc.search.ledger import Evaluation, EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.releq.features import static_features
-from hirelc.search.releq.reward import make_reward
-from hirelc.search.result import EpisodeRecord
+from hirelc.methods.ledger import Evaluation, EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.releq.features import static_features
+from hirelc.methods.releq.reward import make_reward
+from hirelc.methods.result import EpisodeRecord
 
 ACTION_SPACES = ("flexible", "restricted")
 REWARD_MODES = ("episode", "step")

@@ -5,8 +5,8 @@ Every evaluation goes through the shared `EvaluationLedger`; the best plan is ch
 `run_search` from the ledger's history with the same rule as for every other method.
 
 >>> from hirelc.inventory.spec import LayerSpec
->>> from hirelc.search.ledger import EvaluationLedger
->>> from hirelc.search.problem import SearchProblem
+>>> from hirelc.methods.ledger import EvaluationLedger
+>>> from hirelc.methods.problem import SearchProblem
 >>> problem = SearchProblem([LayerSpec("fc", "linear", (10, 10), n_macs=100)], (2, 8), 0.9)
 >>> out = run_releq(problem, EvaluationLedger(lambda p: 0.9, 5), seed=0, max_episodes=8)
 >>> out.stop_reason in ("converged", "stalled", "budget", "max_episodes")
@@ -22,12 +22,12 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from hirelc.agents.releq import AgentConfig, action_probabilities, make_agent
-from hirelc.search.ledger import BudgetExhausted, EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.releq.convergence import ConvergenceMonitor
-from hirelc.search.releq.env import ACTION_SPACES, REWARD_MODES, ReLeQEnv
-from hirelc.search.releq.reward import REWARD_KINDS
-from hirelc.search.result import MethodOutcome
+from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.releq.convergence import ConvergenceMonitor
+from hirelc.methods.releq.env import ACTION_SPACES, REWARD_MODES, ReLeQEnv
+from hirelc.methods.releq.reward import REWARD_KINDS
+from hirelc.methods.result import MethodOutcome
 
 _PPO_OPTIONS = {f.name for f in fields(AgentConfig)} - {"kind"}
 
@@ -41,7 +41,7 @@ class ReLeQConfig:
     reward: "shaped" (§2.4), or the Fig. 1b ablations "ratio" / "difference".
     action_space: "flexible" (Fig. 1a(i)) or "restricted" (Fig. 1a(ii)).
     reward_mode: "episode" (one evaluation per episode) or "step" (public-code style);
-        see `hirelc.search.releq.env`.
+        see `hirelc.methods.releq.env`.
     max_episodes: stop after this many complete episodes (default 20 x the budget: a
         converged agent replays cached plans for free, but still costs compute).
     convergence_patience / convergence_prob: see `ConvergenceMonitor`; patience defaults

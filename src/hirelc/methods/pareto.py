@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hirelc.cost import param_weighted_avg_bits
-from hirelc.search.ledger import EvaluationLedger
-from hirelc.search.problem import SearchProblem
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.problem import SearchProblem
 
 DEFAULT_SPACE_LIMIT = 5_000  # configurations; larger spaces need force=True
 

@@ -9,7 +9,7 @@ Neither picks its own winner: `run_search` selects the best evaluated plan with 
 shaped-reward rule for every method, so results compare like for like.
 
 >>> from hirelc.inventory.spec import LayerSpec
->>> from hirelc.search.ledger import EvaluationLedger
+>>> from hirelc.methods.ledger import EvaluationLedger
 >>> problem = SearchProblem([LayerSpec("fc", "linear", (10, 10), n_macs=100)], (2, 4, 8), 0.9)
 >>> [ep.bits for ep in run_uniform(problem, EvaluationLedger(lambda p: 0.9, 10), seed=0).episodes]
 [[8], [4], [2]]
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from hirelc.search.ledger import BudgetExhausted, EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.result import EpisodeRecord, MethodOutcome
+from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.result import EpisodeRecord, MethodOutcome
 
 
 def run_uniform(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hirelc.plan import Plan
-from hirelc.search.ledger import Evaluation
+from hirelc.methods.ledger import Evaluation
 
 
 @dataclass
@@ -60,7 +60,7 @@ class EpisodeRecord:
 
 @dataclass
 class SearchResult:
-    """The outcome of `hirelc.search.search`.
+    """The outcome of `hirelc.methods.search`.
 
     plan: the best plan among every real evaluation of the search, by the shared selection
         rule (`SearchProblem.selection_key`: highest shaped reward, ties -> lower StateQ).

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from hirelc.search.ledger import EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.releq.env import DECREMENT, INCREMENT, KEEP, ReLeQEnv
-from hirelc.search.releq.reward import shaped_reward
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.releq.env import DECREMENT, INCREMENT, KEEP, ReLeQEnv
+from hirelc.methods.releq.reward import shaped_reward
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 from .fakes import Counting
 

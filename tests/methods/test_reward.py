@@ -2,7 +2,7 @@
 
 import pytest
 
-from hirelc.search.releq.reward import (
+from hirelc.methods.releq.reward import (
     RewardParams,
     difference_reward,
     make_reward,

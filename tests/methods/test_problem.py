@@ -5,10 +5,10 @@ import itertools
 import pytest
 
 from hirelc.inventory.spec import LayerSpec
-from hirelc.search.ledger import Evaluation
-from hirelc.search.problem import SearchProblem, validate_bits
-from hirelc.search.releq.reward import RewardParams
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods.ledger import Evaluation
+from hirelc.methods.problem import SearchProblem, validate_bits
+from hirelc.methods.releq.reward import RewardParams
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 LAYERS = [LayerSpec("a", "linear", (10, 10), n_macs=100), LayerSpec("b", "linear", (10, 10), n_macs=100)]
 
