@@ -6,10 +6,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from hirelc.agents.releq import AgentConfig, action_probabilities, make_agent
-from hirelc.search.ledger import EvaluationLedger
-from hirelc.search.problem import SearchProblem
-from hirelc.search.releq.env import ReLeQEnv
-from hirelc.search.synthetic import sensitive_layer_problem
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.releq.env import ReLeQEnv
+from hirelc.methods.synthetic import sensitive_layer_problem
 
 
 def make_env(bits=(2, 3, 4, 5, 8), **kwargs):

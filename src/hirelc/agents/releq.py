@@ -24,16 +24,16 @@ With sb3-contrib's `RecurrentPPO` and `net_arch=dict(pi=[128, 128], vf=[128, 64]
 - The state is standardised with running statistics (SB3 `VecNormalize`, observations
   only). Without it the LSTM barely tells layers apart: the raw [0, 1] features differ
   little between layers and the policy collapses to one bitwidth for every layer
-  (measured on `hirelc.search.synthetic`).
+  (measured on `hirelc.methods.synthetic`).
 
 The LSTM ablation (§2.5: "LSTM enables the RELEQ agent to converge almost x1.33 faster in
 comparison to a network with only fully connected layers") is `kind="mlp"`: SB3 `PPO`
 with the same two heads, the same state normalisation, and no LSTM.
 
->>> from hirelc.search.synthetic import sensitive_layer_problem
->>> from hirelc.search.ledger import EvaluationLedger
->>> from hirelc.search.problem import SearchProblem
->>> from hirelc.search.releq.env import ReLeQEnv
+>>> from hirelc.methods.synthetic import sensitive_layer_problem
+>>> from hirelc.methods.ledger import EvaluationLedger
+>>> from hirelc.methods.problem import SearchProblem
+>>> from hirelc.methods.releq.env import ReLeQEnv
 >>> synthetic = sensitive_layer_problem()
 >>> problem = SearchProblem(synthetic.layers, (2, 3, 4, 5, 8), 0.95)
 >>> env = ReLeQEnv(problem, EvaluationLedger(synthetic.evaluate, 100))
@@ -74,7 +74,7 @@ class AgentConfig:
         evaluated episode.
     ent_coef: entropy bonus. Without one PPO tends to settle early on one bitwidth for
         every layer.
-    Measured on `hirelc.search.synthetic` (bits {2,3,4,5,8}, budget 400, seeds 0-9; the
+    Measured on `hirelc.methods.synthetic` (bits {2,3,4,5,8}, budget 400, seeds 0-9; the
     optimum found / the converged policy's own plan is the optimum / mean real evaluations):
     ent_coef 0 with n_epochs 4: 6/10, 4/10; ent_coef 0.03 with n_epochs 4: 9/10, 9/10, ~205;
     these defaults: 9/10, 7/10, ~115.
