@@ -99,7 +99,7 @@ def _args_plan(p: argparse.ArgumentParser) -> None:
 def _args_eval(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     _args_plan(p)
-    p.add_argument("--steps", type=int, default=30, help="short fine-tune steps (0 = none)")
+    p.add_argument("--steps", type=int, default=20, help="short fine-tune steps (0 = none)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -116,7 +116,7 @@ def _args_search_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--bits", default="2,3,4,5,8", help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8")
     p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
-    p.add_argument("--steps", type=int, default=30, help="fine-tune steps per search evaluation")
+    p.add_argument("--steps", type=int, default=20, help="fine-tune steps per search evaluation")
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:

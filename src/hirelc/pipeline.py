@@ -48,7 +48,8 @@ class JobConfig:
     seed drives the search and every fine-tune; split_seed drives the data split and the
     fp32 baseline, so several search seeds share one baseline and one split.
     search_steps: fine-tune steps per real evaluation during the search (seed 000 fine-tunes
-    each candidate briefly; 0 = no fine-tune). final_epochs: the final fine-tune.
+    each candidate briefly; 0 = no fine-tune), with batches of finetune_batch_size.
+    final_epochs: the final fine-tune.
     """
 
     method: str = "releq"
@@ -59,7 +60,8 @@ class JobConfig:
     max_evaluations: int = 120
     seed: int = 0
     split_seed: int = 0
-    search_steps: int = 30
+    search_steps: int = 20
+    finetune_batch_size: int = 64
     final_epochs: int = 4
     train_epochs: int | None = None  # None: the model's registered recipe
     device: str = "cpu"
@@ -116,7 +118,8 @@ def prepare(
         log(f"fp32 baseline: {info.summary()}")
     model = model.to(resolve_device(config.device)).eval()
     inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
-    evaluator = Evaluator(model, data, seed=config.seed, device=config.device, cache_dir=cache_dir() / "evaluations")
+    evaluator = Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
+                          cache_dir=cache_dir() / "evaluations")
     return Prepared(data, model, info, inventory, evaluator)
 
 
