@@ -43,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hirelc",
-        description="Compress trained PyTorch models: per-layer bitwidths (ReLeQ) and joint "
-        "pruning + quantization, searched with reinforcement learning.",
+        description="Compress trained PyTorch models: search per-layer weight bitwidths with "
+        "reinforcement learning (ReLeQ), fine-tune, and write a packed model that is really smaller. "
+        "Plans can also prune channels/heads and pick number formats and granularity.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
