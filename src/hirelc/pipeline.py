@@ -13,16 +13,19 @@ already evaluated is recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from hirelc import cost
@@ -149,11 +152,12 @@ def run_job(
         log(f"resuming: {replayed} journaled evaluations will be replayed, not recomputed")
     log(f"searching: {config.method}, bits {list(config.bits)}, budget {config.max_evaluations} real evaluations "
         f"at fidelity {config.search_fidelity} on validation data ({prep.data.sizes()['val']} images)")
-    found = search(
-        list(prep.inventory), _val_evaluate_fn(prep.evaluator, config.search_fidelity),
-        method=config.method, bits=config.bits, reference_accuracy=reference,
-        max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
-    )
+    with _evaluation_progress(progress, config.max_evaluations, replayed) as tick:
+        found = search(
+            list(prep.inventory), _val_evaluate_fn(prep.evaluator, config.search_fidelity, tick),
+            method=config.method, bits=config.bits, reference_accuracy=reference,
+            max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
+        )
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run)
     result.update(_search_summary(found, prep, config, reference))
@@ -163,15 +167,38 @@ def run_job(
     return result
 
 
-def _val_evaluate_fn(evaluator: Evaluator, fidelity: Fidelity) -> Callable[[Plan], dict[str, Any]]:
-    """plan -> metrics on validation data, the only split the search may see."""
+def _val_evaluate_fn(
+    evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float], None] = lambda _acc: None,
+) -> Callable[[Plan], dict[str, Any]]:
+    """plan -> metrics on validation data, the only split the search may see; `tick` is
+    told the accuracy of every real evaluation (progress display)."""
 
     def evaluate(plan: Plan) -> dict[str, Any]:
         r = evaluator.evaluate(plan, fidelity, split="val")
+        tick(r.accuracy)
         return {"accuracy": r.accuracy, "loss": _finite(r.loss), "logit_mse": _finite(r.logit_mse),
                 "status": r.status}
 
     return evaluate
+
+
+@contextlib.contextmanager
+def _evaluation_progress(show: bool, budget: int, done: int) -> Iterator[Callable[[float], None]]:
+    """A progress bar over the budget of real evaluations (journaled ones count as done)."""
+    if not show:
+        yield lambda _acc: None
+        return
+    columns = (TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=budget, completed=done)
+        best = [0.0]
+
+        def tick(accuracy: float) -> None:
+            best[0] = max(best[0], accuracy)
+            bar.update(task, advance=1, description=f"best val acc {100 * best[0]:.1f}%")
+
+        yield tick
 
 
 def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir) -> dict[str, Any]:

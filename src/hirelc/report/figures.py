@@ -82,7 +82,7 @@ def plot_pareto(
     ax.plot(fx, fy, "k--", drawstyle="steps-post", linewidth=1, label="Pareto frontier")
     if found is not None:
         xy = (found["weighted_bits"], 100 * found["accuracy"])
-        ax.annotate(found.get("label", "search result"), xy=xy, xytext=(xy[0] + 0.8, xy[1] - 8),
+        ax.annotate(found.get("label", "search result"), xy=xy, xytext=(0.45, 0.2), textcoords="axes fraction",
                     arrowprops={"arrowstyle": "->", "color": "red"}, color="red")
         ax.plot(*xy, "r*", markersize=10)
     ax.set_xlabel("parameter-weighted average bits")
