@@ -2,7 +2,7 @@
 
 >>> import hirelc
 >>> specs = hirelc.inspect(model, example_input)            # what can be compressed
->>> plan = hirelc.Plan.uniform(specs, bits=4)                # or hirelc.methods(...)
+>>> plan = hirelc.Plan.uniform(specs, bits=4)                # or hirelc.search(...)
 >>> small = hirelc.apply_plan(model, plan)                   # fine-tunable compressed copy
 >>> hirelc.export_packed(small, plan, "model.hirelc")        # really smaller on disk
 >>> again = hirelc.load_packed("model.hirelc", like=model)
