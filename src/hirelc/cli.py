@@ -223,19 +223,24 @@ def _job(args: argparse.Namespace, **extra: Any) -> Any:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from hirelc.evaluate.fidelity import Fidelity
-    from hirelc.pipeline import eval_plan, plan_costs, prepare
+    from hirelc.export.packed import storage_bytes_model
+    from hirelc.pipeline import eval_plan, plan_costs, prepare, state_dict_bytes
 
     plan = _load_plan(args.plan)
     prep = prepare(_job(args, search_steps=args.steps), progress=not args.quiet, log=_log(args))
     plan.validate_against([s.name for s in prep.inventory], [s.name for s in prep.inventory if s.prunable])
     fidelity = Fidelity.short(args.steps) if args.steps else Fidelity.none()
     before, after = eval_plan(prep, plan, fidelity, split=args.split)
+    storage = storage_bytes_model(prep.model, plan, inventory=prep.inventory)
+    fp32 = state_dict_bytes(prep.model)
     report = {
         "split": args.split, "split_sizes": prep.data.sizes(),
         "fp32_accuracy": prep.evaluator.reference(args.split).accuracy,
         "accuracy_before_finetune": before.accuracy, "accuracy_after_finetune": after.accuracy,
         "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
-        "seconds_of_the_real_evaluation": after.seconds, **plan_costs(prep.inventory, plan),
+        "seconds_of_the_real_evaluation": after.seconds,
+        "packed_data_bytes": storage, "fp32_state_dict_bytes": fp32, "compression_ratio": fp32 / storage,
+        **plan_costs(prep.inventory, plan),
     }
     if args.json:
         out.print_json(json.dumps(report))

@@ -236,7 +236,7 @@ def plan_costs(specs: Inventory | list, plan: Plan) -> dict[str, float]:
         "state_of_quantization": cost.state_of_quantization(specs, {n: c.bits for n, c in plan.items()}, bits_max),
         "modelled_speedup_vs_8bit": cost.stripes_speedup(specs, plan),
         "modelled_energy_reduction_vs_8bit": cost.stripes_energy_reduction(specs, plan),
-        "modelled_storage_compression": cost.compression_ratio(
+        "kernel_storage_compression_cost_model": cost.compression_ratio(
             sum(cost.fp32_bits(s) for s in specs), cost.total_storage_bits(specs, plan)),
     }
 
