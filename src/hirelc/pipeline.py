@@ -35,7 +35,7 @@ from hirelc.evaluate.fidelity import Fidelity
 from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
 from hirelc.plan import Plan
-from hirelc.rundir import RunDir
+from hirelc.rundir import RunDir, atomic_write_text
 from hirelc.methods.api import list_methods, search
 from hirelc.methods.problem import validate_bits
 from hirelc.train import TrainInfo, resolve_device, train_baseline
@@ -302,7 +302,7 @@ def run_pareto(
                              f"space {list(config.bits)}^{len(problem.layers)}: was it searched on another model or bit set?")
         data["placed"] = point.to_dict() | {"gap": frontier_gap(point, frontier), "from": str(place),
                                              "label": f"search result {list(point.bits)}"}
-    (Path(out) / "pareto.json").write_text(json.dumps(data, indent=1))
+    atomic_write_text(Path(out) / "pareto.json", json.dumps(data, indent=1))
     return data
 
 

@@ -33,7 +33,8 @@ def plot_action_probabilities(
     n_layers = arr.shape[1]
     cols = min(4, n_layers)
     rows = math.ceil(n_layers / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
     for i, ax in enumerate(axes.flat):
         if i >= n_layers:
             ax.axis("off")
@@ -54,7 +55,7 @@ def plot_convergence(episodes: Sequence[Mapping[str, Any]], path: Path) -> Path 
     if not episodes:
         return None
     series = [("reward", "reward"), ("state_acc", "State of Relative Accuracy"), ("state_q", "State of Quantization")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
     for ax, (key, title) in zip(axes, series):
         y = np.asarray([ep[key] for ep in episodes], dtype=float)
         ax.plot(y, ".", alpha=0.4, markersize=3)
@@ -74,7 +75,7 @@ def plot_pareto(
     """Every enumerated configuration, the frontier (dashed) and the search's pick."""
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
     ax.scatter([p["weighted_bits"] for p in points], [100 * p["accuracy"] for p in points],
                s=6, alpha=0.35, label="configurations")
     fx = [p["weighted_bits"] for p in frontier]
@@ -102,7 +103,6 @@ def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
 
 def _save(fig: Any, path: Path) -> Path:
     path = Path(path)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

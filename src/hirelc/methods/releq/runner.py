@@ -58,7 +58,7 @@ class ReLeQConfig:
     max_episodes: int | None = None
     convergence_patience: int | None = None
     convergence_prob: float = 0.99
-    stall_patience: int | None = 150
+    stall_patience: int | None = 300
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
