@@ -49,3 +49,12 @@ def test_report_on_a_directory_that_is_not_a_run(tmp_path):
     (tmp_path / "result.json").write_text("{torn")
     with pytest.raises(ValueError, match="not valid JSON"):
         write_report(tmp_path)
+
+
+def test_action_labels_that_do_not_match_the_probabilities_fall_back_to_indices(tmp_path):
+    # A restricted-action run has 3 actions whatever the bit set; a label list of the wrong
+    # length must not crash the report.
+    result = {"method": "releq", "layers": ["a", "b", "c"], "search": {"actions": ["2", "4", "8", "5"],
+                                                                       "episodes": _episodes(4, actions=3)}}
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    assert "fig_action_probabilities.png" in write_report(tmp_path).read_text()

@@ -251,8 +251,15 @@ def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: fl
         "converged_at_episode": found.converged_at,
         "stop_reason": found.stop_reason,
         "finetune_steps": prep.evaluator.finetune_steps,
-        "search": {"actions": list(config.bits), **found.to_dict()},
+        "search": {"actions": _action_labels(config), **found.to_dict()},
     }
+
+
+def _action_labels(config: JobConfig) -> list[str]:
+    """What each action index means, for the action-probability figure (seed 000 Fig. 1a)."""
+    if config.method == "releq" and config.options.get("action_space") == "restricted":
+        return ["decrement", "keep", "increment"]  # hirelc.methods.releq.env: DECREMENT, KEEP, INCREMENT
+    return [str(b) for b in config.bits]
 
 
 def state_dict_bytes(model: nn.Module) -> int:

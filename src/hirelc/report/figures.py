@@ -30,6 +30,8 @@ def plot_action_probabilities(
     if not probs:
         return None
     arr = np.asarray(probs)  # (episodes, layers, actions)
+    if len(actions) != arr.shape[2]:  # labels missing or not matching: name actions by index
+        actions = [f"action {a}" for a in range(arr.shape[2])]
     n_layers = arr.shape[1]
     cols = min(4, n_layers)
     rows = math.ceil(n_layers / cols)
@@ -45,7 +47,7 @@ def plot_action_probabilities(
         ax.set_xlabel("episode")
         ax.set_ylim(0, 1)
     axes.flat[0].set_ylabel("action probability")
-    axes.flat[0].legend(fontsize=7, title="bits", loc="upper left")
+    axes.flat[0].legend(fontsize=7, title="action", loc="upper left")
     fig.suptitle("Bitwidth selection probability over episodes (seed 000 Fig. 2)")
     return _save(fig, path)
 
