@@ -24,13 +24,13 @@ of *real* evaluations, and one journal, and are compared like for like (DESIGN.m
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from hirelc.evaluate.adapters import check_accuracy
 from hirelc.plan import Plan
 
 EvaluateFn = Callable[[Plan], "float | Mapping[str, Any]"]
@@ -134,16 +134,8 @@ def validate_result(result: Any) -> tuple[float, dict[str, Any], str]:
 
 
 def _checked_accuracy(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"the evaluation function must return an accuracy number in [0, 1] (or a dict with "
-            f"'accuracy'), got {type(value).__name__}: {value!r}"
-        )
-    acc = float(value)
-    if not math.isfinite(acc) or not 0.0 <= acc <= 1.0:
-        hint = " (a percentage? divide by 100)" if math.isfinite(acc) and 1.0 < acc <= 100.0 else ""
-        raise ValueError(f"accuracy must be a finite fraction in [0, 1], got {acc!r}{hint}")
-    return acc
+    # One accuracy check for every way results enter hirelc (evaluate.adapters.check_accuracy).
+    return check_accuracy(value, "the evaluation function must return an accuracy number in [0, 1], got {}")
 
 
 def _json_scalar(key: Any, value: Any) -> Any:
