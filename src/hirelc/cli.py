@@ -260,9 +260,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
         _log(args)(f"fine-tuned {args.epochs} epochs: test accuracy {result.accuracy:.4f}")
     path = Path(args.out)
     export_packed(model, plan, path, inventory=prep.inventory)
-    size = path.stat().st_size
-    out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {state_dict_bytes(prep.model):,} bytes, "
-              f"{state_dict_bytes(prep.model) / size:.2f}x smaller, measured)")
+    size, fp32 = path.stat().st_size, state_dict_bytes(prep.model)
+    out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, {fp32 / size:.2f}x smaller, measured)")
 
 
 def _cmd_search(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -270,7 +271,8 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 
 def _finite(x: float) -> float | None:
-    return x if x == x and abs(x) != float("inf") else None
+    """JSON has no NaN/inf: such a metric is recorded as null."""
+    return x if math.isfinite(x) else None
 
 
 def eval_plan(prep: Prepared, plan: Plan, fidelity: Fidelity, split: str = "val") -> tuple[EvalResult, EvalResult]:
