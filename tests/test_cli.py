@@ -50,6 +50,7 @@ def test_search_eval_export_report(tmp_path, capsys):
                 "modelled_energy_reduction_vs_8bit", "real_evaluations", "wall_seconds", "seed", "split_sizes"):
         assert key in result, key
     assert result["real_evaluations"] == 3
+    assert json.loads((run / "config.json").read_text())["finetune_lr"] == 3e-4
     assert result["compression_ratio"] == pytest.approx(
         result["fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
     assert (run / "report.html").exists()
@@ -66,6 +67,8 @@ def test_search_eval_export_report(tmp_path, capsys):
     second = json.loads(capsys.readouterr().out)
     assert not first["served_from_cache"] and second["served_from_cache"]
     assert first["accuracy_after_finetune"] == second["accuracy_after_finetune"]
+    assert main(["eval", *COMMON, "--plan", plan, "--steps", "3", "--finetune-lr", "1e-3", "--json"]) == 0
+    assert not json.loads(capsys.readouterr().out)["served_from_cache"]  # another lr is another result
 
     packed = tmp_path / "m.hirelc"
     assert main(["export", *COMMON, "--plan", plan, "--epochs", "0", "--out", str(packed)]) == 0

@@ -14,6 +14,8 @@ def test_action_labels_follow_the_action_space():
     ({"max_evaluations": 0}, "max_evaluations must be >= 1"),
     ({"search_steps": -1}, "search_steps must be >= 0"),
     ({"bits": (3,)}, "at least two distinct bitwidths"),
+    ({"finetune_lr": 0}, "finetune_lr must be a learning rate"),
+    ({"finetune_lr": 3}, "finetune_lr must be a learning rate"),
 ])
 def test_job_config_rejects_bad_values(bad, message):
     with pytest.raises(ValueError, match=message):

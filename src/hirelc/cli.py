@@ -84,6 +84,7 @@ def _args_model_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="data split and fp32 baseline seed")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
     p.add_argument("--train-epochs", type=int, help="fp32 baseline epochs (default: the model's recipe)")
+    p.add_argument("--finetune-lr", type=float, help="Adam learning rate of every fine-tune (default 3e-4)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -218,7 +219,8 @@ def _job(args: argparse.Namespace, **extra: Any) -> Any:
     from hirelc.pipeline import JobConfig
 
     return JobConfig(model=args.model, data=args.data, data_root=args.data_root, split_seed=args.split_seed,
-                     seed=getattr(args, "seed", 0), device=args.device, train_epochs=args.train_epochs, **extra)
+                     seed=getattr(args, "seed", 0), device=args.device, train_epochs=args.train_epochs,
+                     **({"finetune_lr": args.finetune_lr} if args.finetune_lr is not None else {}), **extra)
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 
 from hirelc import cost
 from hirelc.data import DataSplits, load_dataset
-from hirelc.evaluate.evaluator import EvalResult, Evaluator
+from hirelc.evaluate.evaluator import DEFAULT_FINETUNE_LR, EvalResult, Evaluator
 from hirelc.evaluate.fidelity import Fidelity
 from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
@@ -54,6 +54,7 @@ class JobConfig:
     search_steps: fine-tune steps per real evaluation during the search (seed 000 fine-tunes
     each candidate briefly; 0 = no fine-tune), with batches of finetune_batch_size.
     final_epochs: the final fine-tune.
+    finetune_lr: Adam learning rate of both fine-tunes (see `Evaluator` for why 3e-4).
     """
 
     method: str = "releq"
@@ -67,6 +68,7 @@ class JobConfig:
     search_steps: int = 20
     finetune_batch_size: int = 64
     final_epochs: int = 4
+    finetune_lr: float = DEFAULT_FINETUNE_LR
     train_epochs: int | None = None  # None: the model's registered recipe
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)  # method options (e.g. agent="mlp")
@@ -80,6 +82,8 @@ class JobConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.search_steps < 0:
             raise ValueError(f"search_steps must be >= 0, got {self.search_steps}")
+        if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr < 1):
+            raise ValueError(f"finetune_lr must be a learning rate in (0, 1), got {self.finetune_lr!r}")
 
     @property
     def search_fidelity(self) -> Fidelity:
@@ -123,7 +127,7 @@ def prepare(
     model = model.to(resolve_device(config.device)).eval()
     inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
     evaluator = Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
-                          cache_dir=cache_dir() / "evaluations")
+                          finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations")
     return Prepared(data, model, info, inventory, evaluator)
 
 
