@@ -9,10 +9,14 @@ Layout of one run::
     checkpoints/       agent / surrogate checkpoints
     plan.json, model.hirelc, report.html   artifacts
 
->>> run = RunDir("runs/lenet-4bit").create({"model": "lenet5", "method": "releq"}, resume=True)
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "lenet-4bit")
+>>> run = RunDir(path).create({"model": "lenet5", "method": "releq"}, resume=True)
 >>> run.journal.append({"plan_hash": "ab12", "accuracy": 0.98})
 >>> [r["accuracy"] for r in run.journal.records()]
 [0.98]
+>>> sorted(os.listdir(path))
+['config.json', 'journal.jsonl']
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     filesystem), fsyncs it, renames it over `path`, then fsyncs the directory so the rename
     itself survives a power cut.
 
-    >>> atomic_write_text("out/result.json", '{"accuracy": 0.9}')
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "out", "result.json")
+    >>> atomic_write_text(path, '{"accuracy": 0.9}')
+    >>> Path(path).read_text()
+    '{"accuracy": 0.9}'
+    >>> os.listdir(os.path.dirname(path))  # no temporary file left behind
+    ['result.json']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +127,8 @@ class Journal:
     line: `records()` skips it with a warning, and the next `append` cuts it off first so
     the new record does not get glued onto it. One writer at a time.
 
-    >>> j = Journal("run/journal.jsonl")
+    >>> import os, tempfile
+    >>> j = Journal(os.path.join(tempfile.mkdtemp(), "run", "journal.jsonl"))
     >>> j.append({"step": 1, "accuracy": 0.97})
     >>> j.records()
     [{'step': 1, 'accuracy': 0.97}]
@@ -221,9 +232,17 @@ class RunArtifacts:
 class RunDir:
     """One search's directory: config, journal, result, checkpoints and artifacts.
 
-    >>> run = RunDir("runs/a").create({"bits": [2, 4, 8]})  # new run
-    >>> RunDir("runs/a").create({"bits": [2, 4, 8]}, resume=True).resumed
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a")
+    >>> run = RunDir(path).create({"bits": [2, 4, 8]})  # new run
+    >>> run.resumed, run.exists()
+    (False, True)
+    >>> RunDir(path).create({"bits": [2, 4, 8]}, resume=True).resumed
     True
+    >>> RunDir(path).create({"bits": [2, 4, 8]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    hirelc.rundir.RunDirError: ... already holds a run (config.json exists); pass resume=True ...
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

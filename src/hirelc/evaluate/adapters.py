@@ -1,9 +1,14 @@
 """Accept a user's own evaluator (`plan -> float` or `plan -> {"accuracy": ...}`) wherever an
 `Evaluator` is accepted, validated the same way.
 
+>>> plan = Plan.from_bits(["fc1", "fc2"], [8, 4])
 >>> fn = as_evaluate_fn(lambda plan: {"accuracy": 0.91, "latency_ms": 3.2})
 >>> fn(plan)
 {'accuracy': 0.91, 'latency_ms': 3.2}
+>>> as_evaluate_fn(lambda plan: 91.0)(plan)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+    ...
+ValueError: evaluate function returned 91.0 for plan ...; accuracy must be in [0, 1] (a percentage? divide by 100)
 """
 
 from __future__ import annotations
@@ -33,11 +38,16 @@ def as_evaluate_fn(
     raises a ValueError/TypeError naming the plan. `fidelity` and `split` apply to an
     Evaluator only (default: no fine-tune, "val").
 
+    >>> from hirelc.data import load_dataset
+    >>> plan = Plan.from_bits(["1"], [4])
     >>> fn = as_evaluate_fn(lambda plan: 0.9)
     >>> fn(plan)
     {'accuracy': 0.9}
-    >>> as_evaluate_fn(ev, fidelity=Fidelity.short(100))(plan)["status"]
-    'ok'
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> ev = Evaluator(model, load_dataset("digits", seed=0))
+    >>> result = as_evaluate_fn(ev, fidelity=Fidelity.short(10))(plan)
+    >>> result["status"], result["fidelity"], result["finetune_steps"], result["split"]
+    ('ok', 'short-10', 10, 'val')
     """
     if isinstance(obj, Evaluator):
         evaluator, fid = obj, fidelity or Fidelity.none()

@@ -6,12 +6,26 @@ measure accuracy, loss and logit-MSE to the fp32 model on one split (the search 
 final numbers use "test"). Results depend only on (fp32 weights, data, evaluator settings,
 plan, fidelity, seed, split), so they are cached under exactly that key.
 
->>> ev = Evaluator(model, data, cache_dir="~/.cache/hirelc")
->>> r = ev.evaluate(plan, Fidelity.short(100))
->>> r.accuracy, r.status, r.cached
-(0.962, 'ok', False)
->>> ev.evaluate(plan, Fidelity.short(100)).cached
+>>> import tempfile
+>>> from hirelc.data import load_dataset
+>>> from hirelc.train import TrainRecipe, train_baseline
+>>> data = load_dataset("digits", seed=0)  # sklearn's 8x8 digits: train 1,078 / val 360 / test 359
+>>> _ = torch.manual_seed(0)
+>>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+>>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+>>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+>>> ev = Evaluator(model, data, cache_dir=tempfile.mkdtemp())
+>>> plan = Plan.from_bits(["1", "3"], [4, 2])         # kernel name -> bits
+>>> r = ev.evaluate(plan, Fidelity.short(20))
+>>> r.status, r.cached, r.finetune_steps, r.split, r.n_examples
+('ok', False, 20, 'val', 360)
+>>> r.accuracy > ev.evaluate(plan).accuracy            # fine-tuning recovers accuracy
 True
+>>> ev.evaluate(plan, Fidelity.short(20)).cached       # from memory
+True
+>>> again = Evaluator(model, data, cache_dir=ev.cache_dir)   # a new evaluator, same cache
+>>> again.evaluate(plan, Fidelity.short(20)).cached, again.disk_hits, again.real_evaluations
+(True, 1, 0)
 """
 
 from __future__ import annotations
@@ -140,11 +154,21 @@ class Evaluator:
     1e-3, 0.1-0.4 at 3e-4, and [4,4,4,4] at 97.0 % vs 98.0 %; benchmarks/RESULTS.md).
     A large pretrained model usually wants a smaller `finetune_lr` still.
 
-    >>> ev = Evaluator(model, data, seed=0, cache_dir="cache/")
-    >>> ev.evaluate(Plan.from_bits(["fc1", "fc2"], [8, 4])).accuracy
-    0.97
+    >>> from hirelc.data import load_dataset
+    >>> from hirelc.train import TrainRecipe, train_baseline
+    >>> data = load_dataset("digits", seed=0)  # sklearn's 8x8 digits: train 1,078 / val 360 / test 359
+    >>> _ = torch.manual_seed(0)
+    >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+    >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+    >>> ev = Evaluator(model, data, seed=0)
+    >>> r = ev.evaluate(Plan.from_bits(["1", "3"], [8, 4]))
+    >>> abs(r.accuracy - ev.reference("val").accuracy) < 0.02   # within 2 points of fp32
+    True
     >>> ev.real_evaluations, ev.cache_hits
     (1, 0)
+    >>> ev.evaluate(Plan.from_bits(["1", "3"], [8, 4])).cached, ev.real_evaluations, ev.cache_hits
+    (True, 1, 1)
     """
 
     def __init__(
@@ -201,8 +225,19 @@ class Evaluator:
     ) -> EvalResult:
         """Metrics of `plan` at `fidelity` (default: no fine-tune) on `split`; cached.
 
-        >>> ev.evaluate(plan, Fidelity.short(50)).logit_mse
-        0.012
+        >>> from hirelc.data import load_dataset
+        >>> from hirelc.train import TrainRecipe, train_baseline
+        >>> data = load_dataset("digits", seed=0)
+        >>> _ = torch.manual_seed(0)
+        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+        >>> ev = Evaluator(model, data)
+        >>> r8, r2 = (ev.evaluate(Plan.from_bits(["1", "3"], [b, b])) for b in (8, 2))
+        >>> r8.logit_mse < 0.001, r2.logit_mse > 0.1   # coarser weights move the logits more
+        (True, True)
+        >>> ev.evaluate(Plan.from_bits(["1", "3"], [2, 2]), Fidelity.short(5)).finetune_steps
+        5
         """
         return self._evaluate(plan, fidelity or Fidelity.none(), split, count_hit=True)
 
@@ -215,9 +250,22 @@ class Evaluator:
         later `evaluate(plan, Fidelity.final(epochs), split)` is a cache hit. On divergence
         the returned model is the compressed model before fine-tuning.
 
-        >>> small, result = ev.final_finetune(plan, epochs=3)
-        >>> result.split, result.fidelity.key()
-        ('test', 'final-3')
+        >>> from hirelc.data import load_dataset
+        >>> from hirelc.train import TrainRecipe, train_baseline
+        >>> data = load_dataset("digits", seed=0)
+        >>> _ = torch.manual_seed(0)
+        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+        >>> ev = Evaluator(model, data)
+        >>> plan = Plan.from_bits(["1", "3"], [4, 4])
+        >>> small, result = ev.final_finetune(plan, epochs=1)
+        >>> result.split, result.fidelity.key(), result.finetune_steps   # 1,078 // 128 batches
+        ('test', 'final-1', 8)
+        >>> ev.measure(small, "test").accuracy == result.accuracy
+        True
+        >>> ev.evaluate(plan, Fidelity.final(1), "test").cached
+        True
         """
         fidelity = Fidelity.final(epochs)
         _check_split(split)
@@ -231,8 +279,17 @@ class Evaluator:
     def reference(self, split: str = "val") -> Metrics:
         """Metrics of the fp32 model on `split` (computed once, then reused).
 
-        >>> ev.reference("val").accuracy
-        0.975
+        >>> from hirelc.data import load_dataset
+        >>> from hirelc.train import TrainRecipe, train_baseline
+        >>> data = load_dataset("digits", seed=0)
+        >>> _ = torch.manual_seed(0)
+        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+        >>> ev = Evaluator(model, data)
+        >>> ref = ev.reference("val")
+        >>> ref.accuracy == info.val_accuracy, ref.logit_mse, ref.n_examples
+        (True, 0.0, 360)
         """
         logits, labels = self._reference_outputs(split)
         return self._metrics(logits, labels, split)
@@ -244,8 +301,24 @@ class Evaluator:
     def measure(self, model: nn.Module, split: str = "val") -> Metrics:
         """Accuracy, loss and logit-MSE to fp32 of any model (e.g. a loaded export).
 
-        >>> ev.measure(load_packed("model.hirelc"), "test").accuracy
-        0.968
+        >>> import os, tempfile
+        >>> from hirelc.export.packed import export_packed, load_packed
+        >>> from hirelc.data import load_dataset
+        >>> from hirelc.train import TrainRecipe, train_baseline
+        >>> data = load_dataset("digits", seed=0)
+        >>> _ = torch.manual_seed(0)
+        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
+        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
+        >>> ev = Evaluator(model, data)
+        >>> plan = Plan.from_bits(["1", "3"], [4, 4])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.hirelc")
+        >>> _ = export_packed(model, plan, path)
+        >>> loaded = load_packed(path, like=model)
+        >>> ev.measure(loaded, "test").accuracy == ev.evaluate(plan, split="test").accuracy
+        True
+        >>> ev.measure(model, "test").logit_mse     # the fp32 model itself
+        0.0
         """
         _check_split(split)
         logits, labels = _predict(model, self._batches(split), self.device)

@@ -17,10 +17,16 @@ The model is measured in eval mode (BatchNorm running statistics, no dropout): t
 that will be compressed. Gradients are taken with `torch.autograd.grad`, so the model's
 `.grad` fields are left untouched.
 
->>> kernels = {"conv1": ("conv1", "weight"), "fc": ("fc", "weight")}
+>>> from hirelc.data import load_dataset
+>>> data = load_dataset("digits", seed=0)
+>>> _ = torch.manual_seed(0)
+>>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+>>> kernels = {"conv1": ("0", "weight"), "fc": ("3", "weight")}  # name -> (module, parameter)
 >>> s = fisher_sensitivity(model, data, kernels, n_batches=8, batch_size=64, seed=0)
 >>> round(sum(s.per_kernel.values()), 6)
 1.0
+>>> s.ranked(), [len(s.per_channel[k]) for k in kernels]   # one score per output channel
+(['fc', 'conv1'], [4, 10])
 """
 
 from __future__ import annotations
@@ -103,8 +109,16 @@ class Sensitivity:
 def kernels_from_specs(specs: Iterable["LayerSpec"]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """({kernel: (module path, param)}, {kernel: block}) from `hirelc.inspect` specs.
 
-    >>> kernels, blocks = kernels_from_specs(hirelc.inspect(model, x))
+    >>> import hirelc
+    >>> from hirelc.data import load_dataset
+    >>> data = load_dataset("digits", seed=0)
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    >>> kernels, blocks = kernels_from_specs(hirelc.inspect(model, data.example_input(2)))
+    >>> kernels, blocks
+    ({'0': ('0', 'weight'), '3': ('3', 'weight')}, {'0': '0', '3': '3'})
     >>> s = fisher_sensitivity(model, data, kernels, blocks=blocks)
+    >>> list(s.per_block)
+    ['0', '3']
     """
     specs = list(specs)
     return {s.name: (s.module, s.param) for s in specs}, {s.name: s.block for s in specs}
@@ -130,9 +144,16 @@ def fisher_sensitivity(
     the result is cached in its `sensitivity.json` and reused while model weights, data and
     arguments are unchanged.
 
-    >>> s = fisher_sensitivity(model, data, {"fc": ("fc", "weight")}, n_batches=4)
-    >>> s.per_kernel
-    {'fc': 1.0}
+    >>> import os, tempfile
+    >>> from hirelc.data import load_dataset
+    >>> data = load_dataset("digits", seed=0)
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    >>> run = tempfile.mkdtemp()
+    >>> s = fisher_sensitivity(model, data, {"fc": ("1", "weight")}, n_batches=4, run_dir=run)
+    >>> s.per_kernel, len(s.per_channel["fc"]), os.listdir(run)
+    ({'fc': 1.0}, 10, ['sensitivity.json'])
+    >>> fisher_sensitivity(model, data, {"fc": ("1", "weight")}, n_batches=4, run_dir=run) == s
+    True
     """
     _check_args(kernels, n_batches, batch_size)
     blocks = {name: (blocks or {}).get(name, name) for name in kernels}

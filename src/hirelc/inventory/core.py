@@ -1,5 +1,6 @@
 """`inspect(model, example_input) -> Inventory`: every kernel of a model, measured.
 
+>>> import torch
 >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
 >>> inv = inspect(net, torch.randn(2, 1, 28, 28))
 >>> [(s.name, s.n_macs, s.prunable) for s in inv]
@@ -162,6 +163,7 @@ def inspect(model: nn.Module, example_input: Any) -> Inventory:
     tuple is passed as positional arguments). The model is run in eval mode without grad and
     left exactly as it was.
 
+    >>> import torch
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
     ...                     nn.Linear(8 * 30 * 30, 10))
     >>> inv = inspect(net, torch.randn(1, 3, 32, 32))

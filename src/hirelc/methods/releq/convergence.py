@@ -1,4 +1,4 @@
-"""Convergence detection for the ReLeQ agent.
+"""Convergence and stall detection for the ReLeQ agent.
 
 Seed 000 §4.1: "As the agent learns the optimal policy, each layer converges with a high
 probability to a particular bitwidth." We call the policy converged when, for `patience`
@@ -14,6 +14,11 @@ changes between updates.
 >>> monitor = ConvergenceMonitor(patience=2, min_prob=0.9)
 >>> monitor.update([4, 2], [0.95, 0.97]), monitor.update([4, 2], [0.96, 0.99])
 (False, True)
+
+A policy that neither finds a better plan nor changes its mind is *stalled* (`StallMonitor`):
+it spends compute, not evaluations, and may never reach `min_prob` (an entropy bonus keeps
+a layer whose bitwidths score alike from ever becoming certain). A policy whose greedy plan
+still moves, or which still finds better plans, is learning and is left to run.
 """
 
 from __future__ import annotations
@@ -43,3 +48,31 @@ class ConvergenceMonitor:
         else:
             self.streak = self.streak + 1 if same else 1
         return self.streak >= self.patience
+
+
+class StallMonitor:
+    """Counts episodes since the search last found a better plan or the greedy plan last
+    changed; stalled once that count reaches `patience`.
+
+    >>> stall = StallMonitor(patience=3)
+    >>> [stall.update(e, [2, 2], improved=(e == 0)) for e in range(4)]
+    [False, False, False, True]
+    >>> stall = StallMonitor(patience=3)
+    >>> [stall.update(e, [2, 2 + e % 2], improved=False) for e in range(4)]  # still changing its mind
+    [False, False, False, False]
+    """
+
+    def __init__(self, patience: int):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"stall patience must be a positive integer, got {patience!r}")
+        self.patience = patience
+        self._greedy: tuple[int, ...] | None = None
+        self._last_progress = 0
+
+    def update(self, episode: int, greedy_bits: Sequence[int], improved: bool) -> bool:
+        """Feed one complete episode; `improved`: a better plan was evaluated in it."""
+        greedy = tuple(greedy_bits)
+        if improved or greedy != self._greedy:
+            self._last_progress = episode
+        self._greedy = greedy
+        return episode - self._last_progress >= self.patience

@@ -24,7 +24,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from hirelc.agents.releq import AgentConfig, action_probabilities, make_agent
 from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger
 from hirelc.methods.problem import SearchProblem
-from hirelc.methods.releq.convergence import ConvergenceMonitor
+from hirelc.methods.releq.convergence import ConvergenceMonitor, StallMonitor
 from hirelc.methods.releq.env import ACTION_SPACES, REWARD_MODES, ReLeQEnv
 from hirelc.methods.releq.reward import REWARD_KINDS
 from hirelc.methods.result import MethodOutcome
@@ -46,9 +46,10 @@ class ReLeQConfig:
         converged agent replays cached plans for free, but still costs compute).
     convergence_patience / convergence_prob: see `ConvergenceMonitor`; patience defaults
         to three PPO updates' worth of episodes.
-    stall_patience: stop ("stalled") after this many episodes without a better plan by the
-        shared selection rule (None = never). A policy that oscillates between a few known
-        plans spends compute, not evaluations; this bounds the wall time of such runs.
+    stall_patience: stop ("stalled") after this many episodes in which neither a better plan
+        (by the shared selection rule) was evaluated nor the greedy plan changed (None =
+        never); see `StallMonitor`. This bounds the wall time of a policy that settles short
+        of `convergence_prob`.
     """
 
     ppo: AgentConfig = field(default_factory=AgentConfig)
@@ -68,8 +69,8 @@ class ReLeQConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"unknown releq {name} {value!r}; expected one of {allowed}")
-        if self.stall_patience is not None and (not isinstance(self.stall_patience, int) or self.stall_patience < 1):
-            raise ValueError(f"stall_patience must be a positive integer or None, got {self.stall_patience!r}")
+        if self.stall_patience is not None:
+            StallMonitor(self.stall_patience)  # validates it
         if self.max_episodes is not None and (not isinstance(self.max_episodes, int) or self.max_episodes < 1):
             raise ValueError(f"max_episodes must be a positive integer, got {self.max_episodes!r}")
         if self.convergence_patience is None:
@@ -100,16 +101,14 @@ class ReLeQConfig:
 
 class _EpisodeCallback(BaseCallback):
     """After every agent step: log the policy's action probabilities (seed 000 Fig. 2);
-    after every episode: check convergence and the episode cap."""
+    after every episode: check convergence, stalling and the episode cap."""
 
-    def __init__(self, env: ReLeQEnv, monitor: ConvergenceMonitor, max_episodes: int, stall_patience: int | None):
+    def __init__(self, env: ReLeQEnv, monitor: ConvergenceMonitor, max_episodes: int, stall: StallMonitor | None):
         super().__init__()
-        self.env, self.monitor, self.max_episodes = env, monitor, max_episodes
-        self.stall_patience = stall_patience
+        self.env, self.monitor, self.max_episodes, self.stall = env, monitor, max_episodes, stall
         self.converged_at: int | None = None
         self.stalled = False
         self._best_key: tuple | None = None
-        self._best_episode = 0
         self._seen = 0  # ledger history entries already scanned for a better plan
 
     def _on_step(self) -> bool:
@@ -125,20 +124,22 @@ class _EpisodeCallback(BaseCallback):
         if self.monitor.update(greedy, [max(p) for p in episode.action_probs]):
             self.converged_at = episode.index
             return False
-        if self._stalled(episode.index):
+        improved = self._found_better_plan()
+        if self.stall is not None and self.stall.update(episode.index, greedy, improved):
             self.stalled = True
             return False
         return len(self.env.episodes) < self.max_episodes
 
-    def _stalled(self, episode: int) -> bool:
-        """True when `stall_patience` episodes passed without a better evaluated plan."""
+    def _found_better_plan(self) -> bool:
+        """True when an evaluation since the last call beats every earlier one."""
         problem, history = self.env.problem, self.env.ledger.history
+        improved = False
         for ev in history[self._seen:]:
             key = problem.selection_key(ev)[:2]  # score, then fewer bits; not the index
             if self._best_key is None or key > self._best_key:
-                self._best_key, self._best_episode = key, episode
+                self._best_key, improved = key, True
         self._seen = len(history)
-        return self.stall_patience is not None and episode - self._best_episode >= self.stall_patience
+        return improved
 
 
 def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:
@@ -156,7 +157,8 @@ def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **opt
     n_layers = len(problem.layers)
     max_episodes = config.max_episodes or 20 * ledger.max_evaluations
     monitor = ConvergenceMonitor(config.convergence_patience, config.convergence_prob)
-    callback = _EpisodeCallback(env, monitor, max_episodes, config.stall_patience)
+    stall = StallMonitor(config.stall_patience) if config.stall_patience is not None else None
+    callback = _EpisodeCallback(env, monitor, max_episodes, stall)
     try:
         agent = make_agent(env, config.ppo, seed, n_layers)
         agent.learn(total_timesteps=max_episodes * n_layers, callback=callback)  # resets the env first
