@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hirelc.methods.pareto import ParetoPoint, frontier_gap, pareto_frontier
+
 ROOT = Path(__file__).resolve().parent / "runs" / "releq_lenet"
 SEEDS = (0, 1, 2)
 BUDGET = 120
@@ -64,8 +66,18 @@ def run() -> None:
         sys.exit(f"a lane failed: exit codes {codes}")
 
 
-def _frontier_bits(pareto: dict) -> set[tuple[int, ...]]:
-    return {tuple(p["bits"]) for p in pareto["frontier"]}
+Landscape = dict[tuple[int, ...], ParetoPoint]
+
+
+def _landscape(seed: int) -> Landscape:
+    pareto = json.loads((ROOT / f"pareto_s{seed}" / "pareto.json").read_text())
+    return {tuple(p["bits"]): ParetoPoint.from_dict(p) for p in pareto["points"]}
+
+
+def _mean_landscape(landscapes: list[Landscape]) -> Landscape:
+    """Every configuration's accuracy averaged over the fine-tune seeds."""
+    return {bits: ParetoPoint(bits, p.weighted_bits, statistics.mean(ls[bits].accuracy for ls in landscapes))
+            for bits, p in landscapes[0].items()}
 
 
 def _first_frontier_eval(run_dir: Path, frontier: set[tuple[int, ...]]) -> int | None:
@@ -78,15 +90,26 @@ def _first_frontier_eval(run_dir: Path, frontier: set[tuple[int, ...]]) -> int |
     return None
 
 
+def _frontier_line(name: str, landscape: Landscape) -> tuple[list[ParetoPoint], str]:
+    front = pareto_frontier(landscape.values())
+    text = ", ".join(f"{list(p.bits)} {100 * p.accuracy:.1f}%" for p in front)
+    return front, f"- {name}: {len(front)} frontier points: {text}"
+
+
 def summarize() -> None:
-    pareto = json.loads((ROOT / "pareto" / "pareto.json").read_text())
-    frontier = _frontier_bits(pareto)
-    points = {tuple(p["bits"]): p for p in pareto["points"]}
-    front_pts = pareto["frontier"]
-    print(f"Enumeration: {len(points)} configurations at fidelity {pareto['fidelity']} on validation data; "
-          f"{len(frontier)} on the frontier: {sorted(frontier)}\n")
-    print("| method | seed | bits | weighted bits | fp32 test | final test | loss (pt) | compression | "
-          "real evals | evals to first frontier plan | on frontier | gap to frontier (pt) | stop | wall s |")
+    landscapes = {seed: _landscape(seed) for seed in SEEDS}
+    mean = _mean_landscape(list(landscapes.values()))
+    print(f"Enumerations: {len(mean)} configurations each, at the search fidelity on validation data, "
+          f"one per fine-tune seed {list(SEEDS)}.\n")
+    fronts = {}
+    for seed, landscape in landscapes.items():
+        fronts[seed], line = _frontier_line(f"seed {seed}", landscape)
+        print(line)
+    mean_front, line = _frontier_line(f"mean of seeds {list(SEEDS)}", mean)
+    print(line + "\n")
+    print("| method | seed | bits | weighted bits | fp32 test | final test | loss (pt) | compression | real evals | "
+          "evals to first frontier plan (own seed) | gap to own-seed frontier (pt) | gap to mean frontier (pt) | "
+          "stop | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     firsts: dict[str, list[int | None]] = {}
     for method in ("releq", "random", "uniform"):
@@ -94,28 +117,28 @@ def summarize() -> None:
             d = ROOT / f"{method}_s{seed}"
             r = json.loads((d / "result.json").read_text())
             bits = tuple(r["bits"])
-            gap = _gap(points[bits], front_pts)
-            first = _first_frontier_eval(d, frontier)
+            own_gap = frontier_gap(landscapes[seed][bits], fronts[seed])
+            mean_gap = frontier_gap(mean[bits], mean_front)
+            first = _first_frontier_eval(d, {p.bits for p in fronts[seed]})
             firsts.setdefault(method, []).append(first)
             print(f"| {method} | {seed} | {list(bits)} | {r['param_weighted_avg_bits']:.2f} | "
                   f"{100 * r['baseline_test_accuracy']:.1f} | {100 * r['final_test_accuracy']:.1f} | "
                   f"{r['accuracy_loss_points']:+.1f} | {r['compression_ratio']:.2f}x | {r['real_evaluations']} | "
-                  f"{first} | {'yes' if bits in frontier else 'no'} | {100 * gap:.2f} | {r['stop_reason']} | "
+                  f"{first} | {100 * own_gap:.2f} | {100 * mean_gap:.2f} | {r['stop_reason']} | "
                   f"{r['wall_seconds']:.0f} |")
     print()
-    for method in ("releq", "random"):
-        losses = [json.loads((ROOT / f"{method}_s{s}" / "result.json").read_text())["accuracy_loss_points"] for s in SEEDS]
-        wbits = [json.loads((ROOT / f"{method}_s{s}" / "result.json").read_text())["param_weighted_avg_bits"] for s in SEEDS]
-        print(f"{method}: mean test accuracy loss {statistics.mean(losses):+.2f} pt (spread {min(losses):+.1f}..{max(losses):+.1f}); "
-              f"mean weighted bits {statistics.mean(wbits):.2f}")
+    for method in ("releq", "random", "uniform"):
+        results = [json.loads((ROOT / f"{method}_s{s}" / "result.json").read_text()) for s in SEEDS]
+        losses = [r["accuracy_loss_points"] for r in results]
+        wbits = [r["param_weighted_avg_bits"] for r in results]
+        ratios = [r["compression_ratio"] for r in results]
+        print(f"- {method}: mean test accuracy loss {statistics.mean(losses):+.2f} pt "
+              f"(sd {statistics.stdev(losses):.2f}, range {min(losses):+.1f}..{max(losses):+.1f}); "
+              f"mean weighted bits {statistics.mean(wbits):.2f}; compression {min(ratios):.2f}-{max(ratios):.2f}x")
     med = {m: _median(firsts[m]) for m in ("releq", "random")}
-    print(f"median real evaluations until a frontier plan is first evaluated: releq {med['releq']}, random {med['random']}"
+    print(f"- median real evaluations until a frontier plan (own seed) is first evaluated: releq {med['releq']}, "
+          f"random {med['random']}"
           + (f" (ratio random/releq {med['random'] / med['releq']:.2f})" if med["releq"] and med["random"] else ""))
-
-
-def _gap(point: dict, frontier: list[dict]) -> float:
-    eligible = [f["accuracy"] for f in frontier if f["weighted_bits"] <= point["weighted_bits"] + 1e-12]
-    return max(0.0, max(eligible) - point["accuracy"]) if eligible else 0.0
 
 
 def _median(values: list[int | None]) -> float | None:
