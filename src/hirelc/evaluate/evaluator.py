@@ -154,21 +154,39 @@ class Evaluator:
     1e-3, 0.1-0.4 at 3e-4, and [4,4,4,4] at 97.0 % vs 98.0 %; benchmarks/RESULTS.md).
     A large pretrained model usually wants a smaller `finetune_lr` still.
 
+    Example, on sklearn's 8x8 digits with a small MLP (also the example of every method):
+
+    >>> import os, tempfile
     >>> from hirelc.data import load_dataset
+    >>> from hirelc.export.packed import export_packed, load_packed
     >>> from hirelc.train import TrainRecipe, train_baseline
-    >>> data = load_dataset("digits", seed=0)  # sklearn's 8x8 digits: train 1,078 / val 360 / test 359
+    >>> data = load_dataset("digits", seed=0)  # train 1,078 / val 360 / test 359
     >>> _ = torch.manual_seed(0)
     >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
     >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
     >>> ev = Evaluator(model, data, seed=0)
-    >>> r = ev.evaluate(Plan.from_bits(["1", "3"], [8, 4]))
-    >>> abs(r.accuracy - ev.reference("val").accuracy) < 0.02   # within 2 points of fp32
+    >>> ref = ev.reference("val")                              # fp32 metrics
+    >>> ref.accuracy == info.val_accuracy, ref.logit_mse, ref.n_examples
+    (True, 0.0, 360)
+    >>> r8, r2 = (ev.evaluate(Plan.from_bits(["1", "3"], [b, b])) for b in (8, 2))
+    >>> abs(r8.accuracy - ref.accuracy) < 0.02, r8.logit_mse < 0.001, r2.logit_mse > 0.1
+    (True, True, True)
+    >>> tuned = ev.evaluate(Plan.from_bits(["1", "3"], [2, 2]), Fidelity.short(20))
+    >>> tuned.finetune_steps, tuned.accuracy > r2.accuracy   # fine-tuning recovers accuracy
+    (20, True)
+    >>> ev.real_evaluations, ev.evaluate(Plan.from_bits(["1", "3"], [8, 8])).cached, ev.cache_hits
+    (3, True, 1)
+    >>> plan = Plan.from_bits(["1", "3"], [4, 4])
+    >>> small, result = ev.final_finetune(plan, epochs=1)
+    >>> result.split, result.fidelity.key(), result.finetune_steps   # 1,078 // 128 batches
+    ('test', 'final-1', 8)
+    >>> ev.measure(small, "test").accuracy == result.accuracy, ev.evaluate(plan, Fidelity.final(1), "test").cached
+    (True, True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.hirelc")
+    >>> _ = export_packed(model, plan, path)                   # the measured model on disk
+    >>> ev.measure(load_packed(path, like=model), "test").accuracy == ev.evaluate(plan, split="test").accuracy
     True
-    >>> ev.real_evaluations, ev.cache_hits
-    (1, 0)
-    >>> ev.evaluate(Plan.from_bits(["1", "3"], [8, 4])).cached, ev.real_evaluations, ev.cache_hits
-    (True, 1, 1)
     """
 
     def __init__(
@@ -225,19 +243,7 @@ class Evaluator:
     ) -> EvalResult:
         """Metrics of `plan` at `fidelity` (default: no fine-tune) on `split`; cached.
 
-        >>> from hirelc.data import load_dataset
-        >>> from hirelc.train import TrainRecipe, train_baseline
-        >>> data = load_dataset("digits", seed=0)
-        >>> _ = torch.manual_seed(0)
-        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
-        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
-        >>> ev = Evaluator(model, data)
-        >>> r8, r2 = (ev.evaluate(Plan.from_bits(["1", "3"], [b, b])) for b in (8, 2))
-        >>> r8.logit_mse < 0.001, r2.logit_mse > 0.1   # coarser weights move the logits more
-        (True, True)
-        >>> ev.evaluate(Plan.from_bits(["1", "3"], [2, 2]), Fidelity.short(5)).finetune_steps
-        5
+        Example: see the class docstring.
         """
         return self._evaluate(plan, fidelity or Fidelity.none(), split, count_hit=True)
 
@@ -250,22 +256,7 @@ class Evaluator:
         later `evaluate(plan, Fidelity.final(epochs), split)` is a cache hit. On divergence
         the returned model is the compressed model before fine-tuning.
 
-        >>> from hirelc.data import load_dataset
-        >>> from hirelc.train import TrainRecipe, train_baseline
-        >>> data = load_dataset("digits", seed=0)
-        >>> _ = torch.manual_seed(0)
-        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
-        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
-        >>> ev = Evaluator(model, data)
-        >>> plan = Plan.from_bits(["1", "3"], [4, 4])
-        >>> small, result = ev.final_finetune(plan, epochs=1)
-        >>> result.split, result.fidelity.key(), result.finetune_steps   # 1,078 // 128 batches
-        ('test', 'final-1', 8)
-        >>> ev.measure(small, "test").accuracy == result.accuracy
-        True
-        >>> ev.evaluate(plan, Fidelity.final(1), "test").cached
-        True
+        Example: see the class docstring.
         """
         fidelity = Fidelity.final(epochs)
         _check_split(split)
@@ -279,17 +270,7 @@ class Evaluator:
     def reference(self, split: str = "val") -> Metrics:
         """Metrics of the fp32 model on `split` (computed once, then reused).
 
-        >>> from hirelc.data import load_dataset
-        >>> from hirelc.train import TrainRecipe, train_baseline
-        >>> data = load_dataset("digits", seed=0)
-        >>> _ = torch.manual_seed(0)
-        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
-        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
-        >>> ev = Evaluator(model, data)
-        >>> ref = ev.reference("val")
-        >>> ref.accuracy == info.val_accuracy, ref.logit_mse, ref.n_examples
-        (True, 0.0, 360)
+        Example: see the class docstring.
         """
         logits, labels = self._reference_outputs(split)
         return self._metrics(logits, labels, split)
@@ -301,24 +282,7 @@ class Evaluator:
     def measure(self, model: nn.Module, split: str = "val") -> Metrics:
         """Accuracy, loss and logit-MSE to fp32 of any model (e.g. a loaded export).
 
-        >>> import os, tempfile
-        >>> from hirelc.export.packed import export_packed, load_packed
-        >>> from hirelc.data import load_dataset
-        >>> from hirelc.train import TrainRecipe, train_baseline
-        >>> data = load_dataset("digits", seed=0)
-        >>> _ = torch.manual_seed(0)
-        >>> mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        >>> recipe = TrainRecipe(epochs=3, batch_size=256, lr=3e-2)  # 12 training steps
-        >>> model, info = train_baseline(mlp, data, recipe, progress=False, cache=False)
-        >>> ev = Evaluator(model, data)
-        >>> plan = Plan.from_bits(["1", "3"], [4, 4])
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.hirelc")
-        >>> _ = export_packed(model, plan, path)
-        >>> loaded = load_packed(path, like=model)
-        >>> ev.measure(loaded, "test").accuracy == ev.evaluate(plan, split="test").accuracy
-        True
-        >>> ev.measure(model, "test").logit_mse     # the fp32 model itself
-        0.0
+        Example: see the class docstring.
         """
         _check_split(split)
         logits, labels = _predict(model, self._batches(split), self.device)
