@@ -47,7 +47,8 @@ def test_search_eval_export_report(tmp_path, capsys):
     result = json.loads((run / "result.json").read_text())
     for key in ("baseline_test_accuracy", "final_test_accuracy", "plan", "avg_bits", "param_weighted_avg_bits",
                 "state_of_quantization", "compression_ratio", "modelled_speedup_vs_8bit",
-                "modelled_energy_reduction_vs_8bit", "real_evaluations", "wall_seconds", "seed", "split_sizes"):
+                "modelled_energy_reduction_vs_8bit", "real_evaluations", "wall_seconds", "seed", "split_sizes",
+                "torch_threads"):
         assert key in result, key
     assert result["real_evaluations"] == 3
     assert json.loads((run / "config.json").read_text())["finetune_lr"] == 3e-4

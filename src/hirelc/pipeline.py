@@ -168,6 +168,8 @@ def run_job(
     result.update(_search_summary(found, prep, config, reference))
     result["evaluator_during_search"] = search_counters
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
+    # Fine-tune results depend on float reduction order, hence on the thread count: record it.
+    result["torch_threads"] = torch.get_num_threads()
     run.write_result(result)
     return result
 
