@@ -36,6 +36,10 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
     assert "features.0" in err and "bits must be in 1..8, got 12" in err
     assert main(["search", *COMMON, "--out", str(tmp_path / "r"), "--method", "nope"]) == 2
     assert "unknown search method 'nope'" in capsys.readouterr().err
+    long_path = tmp_path / ("a-long-folder-name-" * 6) / "[plan].json"  # longer than a terminal line
+    assert main(["eval", *COMMON, "--plan", str(long_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(long_path) in err and err.count("\n") == 1  # one line, brackets kept (not rich markup)
 
 
 @pytest.mark.slow
@@ -74,3 +78,26 @@ def test_search_eval_export_report(tmp_path, capsys):
     packed = tmp_path / "m.hirelc"
     assert main(["export", *COMMON, "--plan", plan, "--epochs", "0", "--out", str(packed)]) == 0
     assert packed.stat().st_size < result["fp32_state_dict_bytes"] / 4
+
+
+@pytest.mark.slow
+def test_pareto_places_a_search_result_and_checks_the_place_first(tmp_path, capsys):
+    tiny = [*COMMON, "--bits", "2,8", "--steps", "0"]
+    run = tmp_path / "run"
+    assert main(["search", *tiny, "--method", "uniform", "--budget", "2", "--final-epochs", "1",
+                 "--out", str(run), "--no-report"]) == 0
+    searched = json.loads((run / "result.json").read_text())["bits"]
+
+    missing = tmp_path / "no-such-run"
+    assert main(["pareto", *tiny, "--out", str(tmp_path / "p0"), "--place", str(missing)]) == 2
+    assert f"run directory {missing} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "p0").exists()  # refused before enumerating anything
+
+    assert main(["pareto", *tiny, "--out", str(tmp_path / "p"), "--place", str(run)]) == 0
+    pareto = json.loads((tmp_path / "p" / "pareto.json").read_text())
+    assert len(pareto["points"]) == 2 ** len(pareto["layers"])
+    placed = pareto["placed"]
+    assert placed["bits"] == searched
+    point = next(p for p in pareto["points"] if p["bits"] == searched)
+    best_allowed = max(f["accuracy"] for f in pareto["frontier"] if f["weighted_bits"] <= point["weighted_bits"] + 1e-12)
+    assert placed["gap"] == pytest.approx(max(0.0, best_allowed - point["accuracy"]))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=True, highlight=False)
@@ -33,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except (ValueError, FileNotFoundError, TypeError, ImportError, KeyError) as e:
-        console.print(f"[bold red]error:[/] {e}")
+        # One unwrapped line (paths stay copyable); the message is text, not rich markup.
+        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted: journaled evaluations are kept; continue with `hirelc resume RUN`")

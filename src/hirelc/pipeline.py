@@ -298,6 +298,7 @@ def run_pareto(
     from hirelc.methods.pareto import DEFAULT_SPACE_LIMIT, enumerate_space, frontier_gap, pareto_frontier, space_size
     from hirelc.methods.problem import SearchProblem
 
+    placed_plan = Plan.from_dict(RunDir(place).read_result()["plan"]) if place is not None else None  # fail early
     run = RunDir(out).create(config.to_dict() | {"job": "pareto"}, resume=resume, force=False)
     prep = prepare(config, progress=progress, log=log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
@@ -309,8 +310,7 @@ def run_pareto(
     frontier = pareto_frontier(points)
     data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
             "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
-    if place is not None:
-        placed_plan = Plan.from_dict(RunDir(place).read_result()["plan"])
+    if placed_plan is not None:
         point = next((p for p in points if list(p.bits) == placed_plan.bits()), None)
         if point is None:
             raise ValueError(f"the plan in {place} (bits {placed_plan.bits()}) is not in the enumerated "

@@ -346,6 +346,8 @@ class RunDir:
         return self.result_path
 
     def read_result(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"run directory {self.path} does not exist")
         if not self.result_path.exists():
             n = len(self.journal.records()) if self.journal.path.exists() else 0
             raise FileNotFoundError(
