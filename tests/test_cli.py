@@ -36,6 +36,10 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
     assert "features.0" in err and "bits must be in 1..8, got 12" in err
     assert main(["search", *COMMON, "--out", str(tmp_path / "r"), "--method", "nope"]) == 2
     assert "unknown search method 'nope'" in capsys.readouterr().err
+    # A wrong data path leaves no half-made run behind, so the corrected command can reuse --out.
+    assert main(["search", *COMMON, "--data", f"mnist-idx:{tmp_path / 'nowhere'}", "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
     long_path = tmp_path / ("a-long-folder-name-" * 6) / "[plan].json"  # longer than a terminal line
     assert main(["eval", *COMMON, "--plan", str(long_path)]) == 2
     err = capsys.readouterr().err

@@ -262,3 +262,15 @@ def test_checkpoint_and_artifact_paths(tmp_path):
 def test_config_diff_nested():
     assert config_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == [("a.c", 2, 3)]
     assert config_diff({"a": [1, 2]}, {"a": [1, 2]}) == []
+
+
+def test_discard_if_unused_removes_only_a_run_that_recorded_nothing(tmp_path):
+    fresh = RunDir(tmp_path / "fresh").create({"a": 1})
+    assert fresh.discard_if_unused() and not (tmp_path / "fresh").exists()
+    used = RunDir(tmp_path / "used").create({"a": 1})
+    used.journal.append({"plan": {}, "accuracy": 0.5})
+    assert not used.discard_if_unused() and (tmp_path / "used" / "config.json").exists()
+    shared = RunDir(tmp_path / "shared").create({"a": 1})
+    (tmp_path / "shared" / "notes.txt").write_text("the user's own file")
+    assert not shared.discard_if_unused() and (tmp_path / "shared" / "notes.txt").exists()
+    assert not RunDir(tmp_path / "never-made").discard_if_unused()

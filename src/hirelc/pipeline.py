@@ -131,6 +131,17 @@ def prepare(
     return Prepared(data, model, info, inventory, evaluator)
 
 
+def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log, **objects: Any) -> Prepared:
+    """`prepare`, but a failure (a wrong data path, an unknown layer) leaves no half-made run
+    behind: a directory holding only config.json is removed so the corrected command can
+    reuse it. A run with journaled evaluations is kept as it is."""
+    try:
+        return prepare(config, progress=progress, log=log, **objects)
+    except BaseException:
+        run.discard_if_unused()
+        raise
+
+
 def load_baseline(config: JobConfig, data: DataSplits, progress: bool = True) -> tuple[nn.Module, TrainInfo]:
     """The cached fp32 baseline of `config.model` on `data` (trained first if missing)."""
     recipe = default_recipe(config.model)
@@ -150,7 +161,7 @@ def run_job(
     objects again."""
     start = time.perf_counter()
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
-    prep = prepare(config, progress=progress, log=log, model=model, data=data)
+    prep = _prepare_or_discard(run, config, progress, log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")
     replayed = len(run.journal)
     if replayed:
@@ -300,7 +311,7 @@ def run_pareto(
 
     placed_plan = Plan.from_dict(RunDir(place).read_result()["plan"]) if place is not None else None  # fail early
     run = RunDir(out).create(config.to_dict() | {"job": "pareto"}, resume=resume, force=False)
-    prep = prepare(config, progress=progress, log=log)
+    prep = _prepare_or_discard(run, config, progress, log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
     total = space_size(len(problem.layers), len(problem.bits))
     ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal)

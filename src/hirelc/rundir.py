@@ -302,6 +302,18 @@ class RunDir:
         shutil.rmtree(self.path / CHECKPOINT_DIR, ignore_errors=True)
         self._journal = None
 
+    def discard_if_unused(self) -> bool:
+        """Remove a run that recorded nothing yet (only its config.json), e.g. after a job
+        failed while loading its data, so a corrected command can use the same directory.
+        Returns True if it was removed; a run with a journal or a result is never touched.
+        """
+        names = {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+        if names != {CONFIG_FILE}:
+            return False
+        self.config_path.unlink()
+        self.path.rmdir()
+        return True
+
     # -- files -----------------------------------------------------------------------------
 
     @property
