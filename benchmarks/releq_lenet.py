@@ -30,7 +30,8 @@ from hirelc.methods.pareto import ParetoPoint, frontier_gap, pareto_frontier
 ROOT = Path(__file__).resolve().parent / "runs" / "releq_lenet"
 SEEDS = (0, 1, 2)
 BUDGET = 120
-COMMON = ["--model", "releq_lenet", "--data", "mnist5k", "--bits", "2,3,4,5,8", "--quiet"]
+BITS = (2, 3, 4, 5, 8)
+COMMON = ["--model", "releq_lenet", "--data", "mnist5k", "--bits", ",".join(map(str, BITS)), "--quiet"]
 
 
 def _cmd(*args: str) -> list[str]:
@@ -69,7 +70,7 @@ def run() -> None:
 Landscape = dict[tuple[int, ...], ParetoPoint]
 
 
-def _landscape(seed: int) -> Landscape:
+def load_landscape(seed: int) -> Landscape:
     pareto = json.loads((ROOT / f"pareto_s{seed}" / "pareto.json").read_text())
     return {tuple(p["bits"]): ParetoPoint.from_dict(p) for p in pareto["points"]}
 
@@ -97,7 +98,7 @@ def _frontier_line(name: str, landscape: Landscape) -> tuple[list[ParetoPoint], 
 
 
 def summarize() -> None:
-    landscapes = {seed: _landscape(seed) for seed in SEEDS}
+    landscapes = {seed: load_landscape(seed) for seed in SEEDS}
     mean = _mean_landscape(list(landscapes.values()))
     print(f"Enumerations: {len(mean)} configurations each, at the search fidelity on validation data, "
           f"one per fine-tune seed {list(SEEDS)}.\n")
@@ -141,9 +142,13 @@ def summarize() -> None:
           + (f" (ratio random/releq {med['random'] / med['releq']:.2f})" if med["releq"] and med["random"] else ""))
 
 
-def _median(values: list[int | None]) -> float | None:
-    # A search that never evaluated a frontier plan counts as its whole budget (+1).
-    return statistics.median([v if v is not None else BUDGET + 1 for v in values])
+def budgeted(first_hit: int | None) -> int:
+    """A search that never evaluated a frontier plan counts as its whole budget (+1)."""
+    return first_hit if first_hit is not None else BUDGET + 1
+
+
+def _median(values: list[int | None]) -> float:
+    return statistics.median(budgeted(v) for v in values)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+# The landscapes, budget and bit set are those of the full runs (same folder: a script import).
+from releq_lenet import BITS, BUDGET, budgeted, load_landscape
+from releq_lenet import SEEDS as LANDSCAPE_SEEDS
+
+from hirelc.methods.pareto import pareto_frontier
+
 HERE = Path(__file__).resolve().parent
-LANDSCAPES = HERE / "runs" / "releq_lenet"
 OUT = HERE / "runs" / "releq_tabular" / "runs.jsonl"
-BITS = (2, 3, 4, 5, 8)
-BUDGET = 120
-LANDSCAPE_SEEDS = (0, 1, 2)
 VARIANTS: dict[str, dict[str, Any]] = {
     "releq (LSTM, default)": {"method": "releq"},
     "releq MLP agent": {"method": "releq", "agent": "mlp"},
@@ -45,8 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _landscape(seed: int) -> dict[str, Any]:
-    return json.loads((LANDSCAPES / f"pareto_s{seed}" / "pareto.json").read_text())
+def _frontier_bits(landscape_seed: int) -> set[tuple[int, ...]]:
+    return {p.bits for p in pareto_frontier(load_landscape(landscape_seed).values())}
 
 
 def _layers_and_reference() -> tuple[list, float]:
@@ -64,9 +66,8 @@ def _one_run(job: tuple[str, int, int, list, float]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     variant, landscape_seed, agent_seed, layers, reference = job
-    pareto = _landscape(landscape_seed)
-    table = {tuple(p["bits"]): p["accuracy"] for p in pareto["points"]}
-    frontier = {tuple(p["bits"]) for p in pareto["frontier"]}
+    table = {bits: p.accuracy for bits, p in load_landscape(landscape_seed).items()}
+    frontier = _frontier_bits(landscape_seed)
     options = dict(VARIANTS[variant])
     method = options.pop("method")
     result = search(layers, lambda plan: table[tuple(plan.bits())], method=method, bits=BITS,
@@ -108,10 +109,6 @@ def random_first_hit_mean(n: int, f: int, cap: int = BUDGET + 1) -> float:
     return sum(random_no_hit_probability(n, f, k) for k in range(cap))
 
 
-def _budgeted(value: int | None) -> int:
-    return value if value is not None else BUDGET + 1  # never hit within the budget
-
-
 def summarize() -> None:
     rows = [json.loads(line) for line in OUT.read_text().splitlines()]
     seeds = sorted({r["seed"] for r in rows})
@@ -125,7 +122,7 @@ def summarize() -> None:
         rs = [r for r in rows if r["variant"] == variant]
         if not rs:
             continue
-        firsts = [_budgeted(r["first_frontier_eval"]) for r in rs]
+        firsts = [budgeted(r["first_frontier_eval"]) for r in rs]
         conv = [r["converged_at"] for r in rs if r["converged_at"] is not None]
         conv_text = f"{statistics.median(conv):.0f} ({statistics.mean(conv):.0f})" if conv else "-"
         print(f"| {variant} | {len(rs)} | {sum(r['on_frontier'] for r in rs)}/{len(rs)} | "
@@ -134,7 +131,7 @@ def summarize() -> None:
     print("\nRandom search, exact distribution of the first frontier hit (N = 625 plans):\n")
     print("| landscape | frontier plans F | random median | random mean (capped at 121) | releq median on this landscape |")
     print("|---|---|---|---|---|")
-    sizes = [len(_landscape(ls)["frontier"]) for ls in LANDSCAPE_SEEDS]
+    sizes = [len(_frontier_bits(ls)) for ls in LANDSCAPE_SEEDS]
     for ls, f in zip(LANDSCAPE_SEEDS, sizes):
         print(f"| fine-tune seed {ls} | {f} | {random_first_hit_median(625, [f])} | "
               f"{random_first_hit_mean(625, f):.1f} | {_releq_median(rows, [ls])} |")
@@ -144,7 +141,7 @@ def summarize() -> None:
 
 
 def _releq_median(rows: list[dict[str, Any]], landscapes: list[int]) -> str:
-    firsts = [_budgeted(r["first_frontier_eval"]) for r in rows
+    firsts = [budgeted(r["first_frontier_eval"]) for r in rows
               if r["variant"] == "releq (LSTM, default)" and r["landscape"] in landscapes]
     return f"{statistics.median(firsts):.0f}" if firsts else "-"
 
