@@ -239,7 +239,9 @@ class SearchSpace:
 
     def sample(self, rng: np.random.Generator) -> Plan:
         """A plan drawn uniformly: each kernel independently uniform over its valid configs."""
-        return Plan({n: self._configs[n][int(rng.integers(len(self._configs[n])))] for n in self.names})
+        # one vectorised draw: for a bits-only space the same stream as rng.choice(bits, size=L)
+        picks = rng.integers(0, np.array([len(self._configs[n]) for n in self.names]))
+        return Plan({n: self._configs[n][int(i)] for n, i in zip(self.names, picks)})
 
     def enumerate(self, limit: int = 100_000) -> Iterator[Plan]:
         """Every plan of the space (kernel order, last kernel fastest); refuses more than `limit`."""
