@@ -83,10 +83,7 @@ class JobConfig:
         self.bits = validate_bits(self.bits)
         method_config(self.method, **self.options)  # unknown method / bad option: fails before any work
         self.target  # noqa: B018 -- validates the target fields
-        space = self.space_config
-        if method_spec(self.method).bits_only and not space.is_bits_only:
-            raise ValueError(f"method {self.method!r} searches bit-widths only; drop --keep/--formats/--granularity "
-                             "or use a joint-space method (uniform, random, greedy, tpe)")
+        method_spec(self.method).check(self.space_config, self.target)
         for name in ("max_evaluations", "final_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -42,6 +42,16 @@ class MethodSpec:
     options: Callable[..., Any]  # **options -> a validated config object
     run: Callable[[SearchProblem, EvaluationLedger, int, Any], MethodOutcome]
     bits_only: bool = False  # searches bit-widths only (ReLeQ)
+    needs_size_target: bool = False  # allocates a size budget (greedy)
+
+    def check(self, space: SpaceConfig | None, target: Target) -> None:
+        """Raise ValueError when this method cannot search `space` for `target`."""
+        if self.bits_only and space is not None and not space.is_bits_only:
+            raise ValueError(f"method {self.name!r} searches bit-widths only; drop --keep/--formats/--granularity "
+                             "(use --bits) or use a joint-space method (uniform, random, greedy, tpe)")
+        if self.needs_size_target and target.max_bytes(1 << 40) is None:
+            raise ValueError(f"method {self.name!r} allocates a size budget: give --target-compression or "
+                             "--target-size (API: target=Target(compression=...))")
 
 
 def _ask_tell(proposer_type: type) -> Callable[[SearchProblem, EvaluationLedger, int, Any], MethodOutcome]:
@@ -83,7 +93,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("random", "distinct random plans of the space, repaired to the target", NoOptions.from_options,
                _ask_tell(RandomSearch)),
     MethodSpec("greedy", "Fisher-guided knapsack allocation (HAWQ-style), one plan", NoOptions.from_options,
-               _ask_tell(GreedySearch)),
+               _ask_tell(GreedySearch), needs_size_target=True),
     MethodSpec("tpe", "Optuna TPE over the same choices, repaired to the target", _tpe_options, _tpe),
 )}
 
@@ -164,9 +174,7 @@ def search(
     """
     config = method_config(method, **options)  # before any work: a typo fails at once
     layers = tuple(layers)
-    if space is not None and method_spec(method).bits_only and not space.is_bits_only:
-        raise ValueError(f"method {method!r} searches bit-widths only; use --bits (no keep/format/granularity "
-                         "choices) or a joint-space method (uniform, random, greedy, tpe)")
+    method_spec(method).check(space, target or Target())
     search_space = SearchSpace(layers, space) if space is not None else None
     problem = SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
                             search_space, target or Target(), sizes, damage)

@@ -252,7 +252,9 @@ class SearchSpace:
 
     def uniform_plan(self, bits: int, keep: float, number_format: str, granularity: str) -> Plan | None:
         """The same config on every kernel (keep only where prunable), or None if it is
-        invalid for some kernel (e.g. per_group on a kernel with short rows)."""
+        invalid for some kernel (e.g. a minifloat below 4 bits)."""
+        if number_format not in self.format_choices(bits):
+            return None
         layers = {}
         for n in self.names:
             kr = keep if self._spec[n].prunable else 1.0
