@@ -1,6 +1,6 @@
 """Searches replayed on an enumerated landscape (benchmarks/landscapes/), many seeds each.
 
-    python benchmarks/landscape_replay.py run --landscape cnn1d_mnist1d_bits --methods releq random --seeds 15
+    python benchmarks/landscape_replay.py run --landscape cnn1d_mnist1d_bits --methods releq random --seeds 15 --workers 2
     python benchmarks/landscape_replay.py summarize --landscape cnn1d_mnist1d_bits
 
 As benchmarks/releq_tabular.py does for the releq_lenet enumerations: every method runs
@@ -16,8 +16,11 @@ with N plans of which F are near-best, P(no hit in the first k) = C(N - F, k) / 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import multiprocessing
+import os
 import statistics
 import time
 from pathlib import Path
@@ -54,17 +57,27 @@ def one_run(ls: Landscape, method: str, seed: int, budget: int = BUDGET) -> dict
             "converged_at": result.converged_at, "stop": result.stop_reason, "seconds": round(seconds, 1)}
 
 
-def run(landscape: str, methods: list[str], seeds: int, budget: int) -> None:
-    ls = load_landscape(landscape)
+def _job(job: tuple[str, str, int, int]) -> dict[str, Any]:
+    landscape, method, seed, budget = job
+    return one_run(_cached_landscape(landscape), method, seed, budget)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_landscape(name: str) -> Landscape:
+    return load_landscape(name)
+
+
+def run(landscape: str, methods: list[str], seeds: int, budget: int, workers: int = 1) -> None:
+    """Append one JSON line per (method, seed) run to runs/landscape_replay/<landscape>.jsonl."""
+    jobs = [(landscape, method, seed, budget) for method in methods for seed in range(seeds)]
     out = _out(landscape)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f:
-        for method in methods:
-            for seed in range(seeds):
-                row = one_run(ls, method, seed, budget)
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                print(row, flush=True)
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the worker processes
+    with multiprocessing.get_context("spawn").Pool(workers) as pool, out.open("a") as f:
+        for row in pool.imap_unordered(_job, jobs):
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            print(row, flush=True)
 
 
 def no_hit_probability(n: int, f: int, k: int) -> float:
@@ -85,7 +98,8 @@ def _quartiles(values: list[float]) -> str:
 
 def summarize(landscape: str) -> None:
     ls = load_landscape(landscape)
-    rows = [json.loads(line) for line in _out(landscape).read_text().splitlines()]
+    runs = (json.loads(line) for line in _out(landscape).read_text().splitlines())
+    rows = list({(r["method"], r["seed"], r["budget"]): r for r in runs}.values())  # a rerun replaces a run
     n, f = len(ls.table), len(ls.near_best(WITHIN))
     print(f"Landscape {landscape}: {n:,} plans, best reward {ls.best_reward():.4f}; {f} plans within "
           f"{100 * WITHIN:.0f} % of it. A run that never evaluated one counts as budget + 1.\n")
@@ -115,8 +129,9 @@ if __name__ == "__main__":
     parser.add_argument("--methods", nargs="+", default=["releq", "random"])
     parser.add_argument("--seeds", type=int, default=15)
     parser.add_argument("--budget", type=int, default=BUDGET)
+    parser.add_argument("--workers", type=int, default=1, help="processes (1 torch thread each)")
     args = parser.parse_args()
     if args.action == "run":
-        run(args.landscape, args.methods, args.seeds, args.budget)
+        run(args.landscape, args.methods, args.seeds, args.budget, args.workers)
     else:
         summarize(args.landscape)
