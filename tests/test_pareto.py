@@ -62,3 +62,10 @@ def test_enumeration_refuses_large_spaces_unless_forced():
     with pytest.raises(ValueError, match="above the limit of 3; pass force=True"):
         enumerate_space(_problem(), EvaluationLedger(lambda p: 0.5, 10), limit=3)
     assert len(enumerate_space(_problem(), EvaluationLedger(lambda p: 0.5, 10), limit=3, force=True)) == 4
+
+
+def test_frontier_points_one_ulp_apart_both_have_zero_gap():
+    # found by hypothesis: weighted bits 1.0 and 1.0000000000000002
+    pts = [ParetoPoint((1,), 1.0, 0.5), ParetoPoint((2,), 1.0000000000000002, 0.9)]
+    frontier = pareto_frontier(pts)
+    assert [frontier_gap(f, frontier) for f in frontier] == [0.0, 0.0]

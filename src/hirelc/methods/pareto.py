@@ -63,8 +63,10 @@ def pareto_frontier(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
 
 def frontier_gap(point: ParetoPoint, frontier: Sequence[ParetoPoint]) -> float:
     """Accuracy (fraction) by which the best frontier point with no more weighted bits than
-    `point` beats it; 0.0 means `point` is on (or above) the frontier."""
-    eligible = [f.accuracy for f in frontier if f.weighted_bits <= point.weighted_bits + 1e-12]
+    `point` beats it; 0.0 means `point` is on (or above) the frontier. Bits compare exactly,
+    as in `pareto_frontier` (a tolerance here made a frontier point 1 ulp cheaper than its
+    neighbour look dominated by it)."""
+    eligible = [f.accuracy for f in frontier if f.weighted_bits <= point.weighted_bits]
     if not eligible:
         return 0.0
     return max(0.0, max(eligible) - point.accuracy)
