@@ -77,7 +77,7 @@ def prune_units(spec: LayerSpec) -> int:
     """
     if spec.kind in ("attn_qkv", "mha_in_proj") and spec.n_heads:
         return spec.n_heads
-    return spec.out_channels
+    return spec.channels  # an embedding's channels are its columns
 
 
 def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, tuple[int, int]]:
@@ -108,6 +108,9 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     shapes = {}
     for s in specs:
         rows, cols = s.out_channels, math.prod(s.weight_shape[1:])
+        if s.kind == "embedding":  # rows are tokens; pruning keeps columns
+            shapes[s.name] = (rows, max(1, round(cols * row_frac[s.name])))
+            continue
         kept_rows = max(1, round(rows * row_frac[s.name]))
         col_frac = _input_fraction(producers.get(s.name, []), row_frac) if s.conv_groups == 1 else 1
         shapes[s.name] = (kept_rows, max(1, round(cols * col_frac)))
@@ -133,8 +136,8 @@ def _input_fraction(producers: list[LayerSpec], row_frac: Mapping[str, Fraction]
         seen.setdefault(p.prune_group or p.name, p)
     if not seen:
         return Fraction(1)
-    total = sum(p.out_channels for p in seen.values())
-    kept = sum(p.out_channels * row_frac[p.name] for p in seen.values())
+    total = sum(p.channels for p in seen.values())
+    kept = sum(p.channels * row_frac[p.name] for p in seen.values())
     return Fraction(kept) / total
 
 

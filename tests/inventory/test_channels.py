@@ -53,10 +53,11 @@ def test_vit_prunes_mlp_hidden_and_heads_but_not_the_residual_stream():
         assert not inv.spec(name).prunable and inv.spec(name).prune_reason
 
 
-def test_attention_that_reshapes_with_the_input_width_is_not_head_prunable():
+def test_attention_that_reshapes_with_the_input_width_prunes_heads_in_zero_filled_slots():
     inv = inspect(TinyViT(attention=TimmAttention), torch.randn(2, 3, 8, 8))
-    spec = inv.spec("blocks.0.attn.qkv")
-    assert not spec.prunable and "fails after removing a head" in spec.prune_reason
+    spec, group = inv.spec("blocks.0.attn.qkv"), inv.groups["blocks.0.attn.qkv"]
+    assert spec.prunable and group.padded and group.kind == "heads"
+    assert not inv.groups["blocks.0.attn.qkv"].reason
 
 
 def test_multihead_attention_is_not_prunable():
@@ -76,6 +77,7 @@ class _Poisoned(nn.Module):
         self.c = nn.Conv2d(12, 4, 1)
         self.norm = nn.GroupNorm(2, 6)
         self.grouped = nn.Conv2d(6, 4, 1, groups=2)
+        self.gamma = nn.Parameter(torch.rand(1, 6, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
@@ -92,7 +94,7 @@ class _Poisoned(nn.Module):
         if self.op == "output":
             return self.b(h), h
         if self.op == "scale_by_tensor":
-            return self.b(h * h.mean(dim=(2, 3), keepdim=True))
+            return self.b(h * self.gamma)  # a parameter: its entries are not sliced
         return self.b(h * 0.5 + 1.0)  # "scalar": channel-wise, stays prunable
 
 

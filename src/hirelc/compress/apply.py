@@ -139,15 +139,21 @@ def _validate(plan: Plan, inv: Inventory) -> None:
                              f"it cannot be pruned: {spec.prune_reason}; use keep_ratio=1.0")
 
 
+def _holders(ref: KernelRef) -> list[tuple[str, str]]:
+    """(module path, attribute) of every place holding a kernel's weight tensor: the kernel,
+    its aliases (other kernels tied to it), and non-kernel modules tied to it."""
+    return [(p, ref.param) for p in (ref.module, *ref.aliases)] + list(ref.tied)
+
+
 def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, KernelRef],
                          slices: Mapping[str, KernelSlice]) -> None:
     for name in dict.fromkeys([*plan, *slices]):
         ref, sl = refs[name], slices.get(name)
-        for path in (ref.module, *ref.aliases):  # a shared weight is quantized wherever used
+        for path, attr in _holders(ref):  # a shared weight is compressed wherever it is read
             mod = model.get_submodule(path)
-            device = getattr(mod, ref.param).device
-            parametrize.register_parametrization(mod, ref.param, CompressedWeight(plan.get(name), sl, device))
-            bias = getattr(mod, "bias", None) if ref.param == "weight" else None
+            device = getattr(mod, attr).device
+            parametrize.register_parametrization(mod, attr, CompressedWeight(plan.get(name), sl, device))
+            bias = getattr(mod, "bias", None) if attr == "weight" and (path, attr) not in ref.tied else None
             if sl is not None and sl.rows is not None and bias is not None:
                 parametrize.register_parametrization(mod, "bias", KeepMask(len(bias), sl.rows, bias.device))
 

@@ -6,8 +6,8 @@ same rows, every consumer the matching columns. Kept indices are a dict
 `group id -> LongTensor` of sorted unit indices (channels, or heads for a head group); only
 groups that lose units appear in it.
 
-Kernel names inside a group are module paths of Conv/Linear modules whose weight is
-`.weight` (the inventory never puts `nn.MultiheadAttention` projections in a group).
+Kernel names inside a group are module paths of Conv/Linear/Embedding modules whose weight
+is `.weight` (the inventory never puts `nn.MultiheadAttention` projections in a group).
 
 >>> from hirelc.inventory import inspect
 >>> from hirelc.plan import LayerConfig
@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from hirelc.compress.slots import pad_heads_
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import is_depthwise
@@ -64,10 +65,14 @@ def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1
     if criterion not in CRITERIA:
         raise ValueError(f"unknown pruning criterion {criterion!r}; expected one of {CRITERIA}")
     score = torch.zeros(group.size)
-    for name in group.producers:
-        w = model.get_submodule(name).weight.detach().float().cpu()
-        units = w.reshape(group.row_chunks, group.size, group.unit, -1)  # (chunks, size, unit, cols)
-        units = units.transpose(0, 1)  # (size, chunks, unit, cols)
+    weights = [(model.get_submodule(n).weight.detach().float().cpu(), False) for n in group.producers]
+    weights += [(model.get_submodule(n).weight.detach().float().cpu(), True) for n in group.embeddings]
+    for w, by_column in weights:
+        if by_column:  # an embedding's channels are its columns
+            units = w.t()  # (dim, tokens)
+        else:
+            units = w.reshape(group.row_chunks, group.size, group.unit, -1)  # (chunks, size, unit, cols)
+            units = units.transpose(0, 1)  # (size, chunks, unit, cols)
         units = units.reshape(group.size, -1)
         score += units.abs().sum(1) if criterion == "l1" else units.pow(2).sum(1).sqrt()
     return score
@@ -75,8 +80,14 @@ def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1
 
 def group_keep_count(group: ChannelGroup, keep_ratios: Iterable[float]) -> int:
     """Units kept: the largest count asked by any kernel of the group (ARCHITECTURE: a
-    residual-tied group never prunes more than any of its producers asks)."""
-    return max(kept_count(group.size, float(r)) for r in keep_ratios)
+    residual-tied group never prunes more than any of its producers asks), the same in each
+    of its `segments` (the groups of a grouped convolution).
+
+    >>> group_keep_count(ChannelGroup("c", "channels", 12, ("c",), segments=3), [0.5])
+    6
+    """
+    per_segment = group.size // group.segments
+    return group.segments * max(kept_count(per_segment, float(r)) for r in keep_ratios)
 
 
 def select_kept(scores: Tensor, keep_ratios: float | Iterable[float]) -> Tensor:
@@ -101,7 +112,8 @@ def _top(scores: Tensor, count: int) -> Tensor:
 
 def _group_ratios(group: ChannelGroup, plan: Plan) -> list[float]:
     # a kernel the plan leaves out stays uncompressed: it asks to keep everything
-    return [plan[n].keep_ratio if n in plan else 1.0 for n in group.producers + group.depthwise]
+    names = group.producers + group.embeddings + group.depthwise
+    return [plan[n].keep_ratio if n in plan else 1.0 for n in names]
 
 
 def _scores(model: nn.Module, group: ChannelGroup,
@@ -142,8 +154,17 @@ def kept_indices(
             continue
         count = group_keep_count(g, _group_ratios(g, plan))
         if count < g.size:
-            kept[g.id] = _top(_scores(model, g, importance), count)
+            kept[g.id] = _top_per_segment(_scores(model, g, importance), count, g.segments)
     return kept
+
+
+def _top_per_segment(scores: Tensor, count: int, segments: int) -> Tensor:
+    """`_top` within each of `segments` equal consecutive segments, count / segments each."""
+    if segments == 1:
+        return _top(scores, count)
+    per = scores.numel() // segments
+    parts = [_top(seg, count // segments) + i * per for i, seg in enumerate(scores.split(per))]
+    return torch.cat(parts)
 
 
 @dataclass(frozen=True)
@@ -187,6 +208,8 @@ def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
         idx = idx.long().cpu()
         for name in g.producers:
             _merge(slices, name, rows=g.rows(idx))
+        for name in g.embeddings:
+            _merge(slices, name, cols=idx)
         for name in g.depthwise:
             _merge(slices, name, rows=idx)
         for name, _ in g.consumers:
@@ -245,7 +268,7 @@ def _new_param(old: Tensor, value: Tensor) -> nn.Parameter:
 
 
 def _slice_kernel(mod: nn.Module, sl: KernelSlice) -> None:
-    """Reslice a Conv1d/Conv2d/Linear in place and update its size attributes."""
+    """Reslice a Conv1d/Conv2d/Linear/Embedding in place and update its size attributes."""
     depthwise = is_depthwise(mod)
     w = mod.weight.detach()
     if sl.rows is not None:
@@ -257,6 +280,8 @@ def _slice_kernel(mod: nn.Module, sl: KernelSlice) -> None:
         mod.bias = _new_param(mod.bias, mod.bias.detach().index_select(0, sl.rows.to(w.device)))
     if isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = w.shape[0], w.shape[1]
+    elif isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+        mod.embedding_dim = w.shape[1]
     elif depthwise:  # channel c reads channel c: in = out = groups shrink together
         mod.in_channels = mod.out_channels = mod.groups = w.shape[0]
     else:
@@ -285,8 +310,11 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
     for path, idx in _batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
     for gid, idx in kept.items():
-        if groups[gid].kind == "heads":
-            model.get_submodule(groups[gid].module).num_heads = len(idx)
+        g = groups[gid]
+        if g.kind == "heads" and g.padded:  # the module's code keeps every head slot
+            pad_heads_(model, g, idx)
+        elif g.kind == "heads":
+            model.get_submodule(g.module).num_heads = len(idx)
     return model
 
 

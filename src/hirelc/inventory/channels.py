@@ -1,11 +1,13 @@
 """Channel groups for structured pruning, found by following channels through an fx graph.
 
-Every call of a Conv/Linear kernel creates channels (a union-find element); the analysis
-follows them through channel-wise layers (BatchNorm, depthwise conv, activations, dropout,
-pooling, scalar scaling, flatten) to the kernels that read them, and merges elements that a
-residual add ties together. Anything it does not understand (cat, LayerNorm, permute,
-indexing, grouped conv, the model output, ...) marks the group "not prunable" with the
-reason, so pruning is never applied where removing a channel could change the function.
+Every call of a Conv/Linear/Embedding kernel creates channels (a union-find element); the
+analysis follows them through channel-wise layers (BatchNorm and its subclasses, depthwise
+conv, activations, dropout, pooling, scalar scaling, flatten) to the kernels that read them,
+and merges elements that a residual add or a squeeze-and-excitation gate (x * gate(x)) ties
+together. A grouped convolution's outputs are pruned evenly per group. Anything it does not
+understand (LayerNorm, permute, indexing, a grouped conv's inputs, the model output, ...)
+marks the group "not prunable" with the reason, so pruning is never applied where removing a
+channel could change the function.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hirelc.inventory.groups import ChannelGroup
-from hirelc.inventory.kernels import KernelRef, is_depthwise, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_depthwise, is_timm_attention
+from hirelc.inventory.norms import batchnorm_reason
 
 PASSTHROUGH_MODULES = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
@@ -31,7 +34,7 @@ POOL_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
     nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
 )
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+BATCHNORMS = (nn.modules.batchnorm._BatchNorm,)  # and every subclass, probed (norms.py)
 PASSTHROUGH_FUNCTIONS = {
     F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.gelu, F.silu, F.hardswish,
     F.hardsigmoid, F.leaky_relu, F.elu, F.mish, F.hardtanh, torch.sigmoid, torch.tanh,
@@ -58,6 +61,8 @@ class _Members:
 
     size: int
     producers: list[str] = field(default_factory=list)
+    embeddings: list[str] = field(default_factory=list)
+    segments: int = 1
     batchnorms: list[str] = field(default_factory=list)
     depthwise: list[str] = field(default_factory=list)
     consumers: list[tuple[str, int]] = field(default_factory=list)
@@ -116,9 +121,11 @@ class _Analysis:
         self.leaf_calls: set[str] = set()
 
     # -- union-find ---------------------------------------------------------------------
-    def _new(self, size: int, producer: str) -> int:
+    def _new(self, size: int, producer: str, embedding: bool = False, segments: int = 1) -> int:
         self.parent.append(len(self.parent))
-        self.members.append(_Members(size, producers=[producer]))
+        m = _Members(size, segments=segments)
+        (m.embeddings if embedding else m.producers).append(producer)
+        self.members.append(m)
         return len(self.parent) - 1
 
     def find(self, e: int) -> int:
@@ -178,6 +185,8 @@ class _Analysis:
             self._conv(node, ref, mod)
         elif ref is not None and isinstance(mod, nn.Linear):
             self._linear(node, ref, mod)
+        elif ref is not None and isinstance(mod, EMBEDDINGS):
+            self._embedding(node, ref, mod)
         elif isinstance(mod, BATCHNORMS):
             self._batchnorm(node, path, mod)
         elif isinstance(mod, PASSTHROUGH_MODULES):
@@ -238,12 +247,10 @@ class _Analysis:
                 self.members[src.elem].depthwise.append(name)
                 self._pass(node, src)
             return
-        if conv.groups > 1:
-            self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups})")
-            e = self._new(conv.out_channels, name)
-            self.members[e].reasons.append(
-                f"produced by grouped convolution '{name}' (groups={conv.groups}), "
-                "which cannot drop output channels independently of its groups")
+        if conv.groups > 1:  # each group keeps the same number of its output channels
+            self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups}), whose "
+                              "groups would each lose different input columns")
+            e = self._new(conv.out_channels, name, segments=conv.groups)
         else:
             self._consume(src, name, dim=1, width=conv.in_channels)
             e = self._new(conv.out_channels, name)
@@ -254,6 +261,11 @@ class _Analysis:
         self._consume(self._src(node), ref.name, dim=len(in_shape) - 1, width=lin.in_features)
         self.track[node] = _Track(self._new(lin.out_features, ref.name), len(out_shape) - 1)
 
+    def _embedding(self, node: fx.Node, ref: KernelRef, emb: nn.Module) -> None:
+        self._poison_inputs(node, f"used as indices or offsets by embedding '{ref.name}'")
+        out_shape = _shape(node)
+        self.track[node] = _Track(self._new(emb.embedding_dim, ref.name, embedding=True), len(out_shape) - 1)
+
     # -- channel-wise layers ------------------------------------------------------------
     def _batchnorm(self, node: fx.Node, path: str, bn: nn.Module) -> None:
         src = self._src(node)
@@ -261,6 +273,10 @@ class _Analysis:
             return
         if src.dim != 1 or src.repeat != 1 or bn.num_features != self.members[src.elem].size:
             self._poison(src, f"normalised by '{path}' along another dimension")
+            return
+        why = batchnorm_reason(bn, path, _shape(node.args[0]))
+        if why:
+            self._poison(src, why)
             return
         self.members[src.elem].batchnorms.append(path)
         self._pass(node, src)
@@ -356,12 +372,26 @@ class _Analysis:
         a, b = node.args[0], _arg(node, 1, "other")
         ta = self.track.get(a) if isinstance(a, fx.Node) else None
         tb = self.track.get(b) if isinstance(b, fx.Node) else None
+        if ta is not None and tb is not None and not divides and self._gate(node, a, b, ta, tb):
+            return
         if ta is not None and tb is None and isinstance(b, (int, float)):
             self._pass(node, ta)
         elif tb is not None and ta is None and isinstance(a, (int, float)) and not divides:
             self._pass(node, tb)
         else:
             self._unknown(node, f"scaled by a tensor in {_describe(node)}")
+
+    def _gate(self, node: fx.Node, a: fx.Node, b: fx.Node, ta: _Track, tb: _Track) -> bool:
+        """x * gate with both sides carrying channels on the same dim (a squeeze-and-
+        excitation gate broadcast over positions): channel c of the product is x_c * gate_c,
+        so the two elements are tied (a removed channel is zero on either side)."""
+        sa, sb, out = _shape(a), _shape(b), _shape(node)
+        if ta.dim != tb.dim or ta.repeat != 1 or tb.repeat != 1 or len(sa) != len(sb):
+            return False
+        if sa[ta.dim] != sb[tb.dim] or out not in (sa, sb):
+            return False
+        self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim))
+        return True
 
     # -- resolution ---------------------------------------------------------------------
     def _tie_repeated_members(self) -> None:
@@ -371,6 +401,7 @@ class _Analysis:
         repeats: dict[str, set[int]] = {}
         for e, m in enumerate(self.members):
             keys = [("rows", n) for n in m.producers + m.depthwise] + [("bn", n) for n in m.batchnorms]
+            keys += [("columns", n) for n in m.embeddings]
             keys += [("columns", n) for n, _ in m.consumers]
             for n, r in m.consumers:
                 repeats.setdefault(n, set()).add(r)
@@ -386,7 +417,7 @@ class _Analysis:
 
     def _poison_shared(self, shared: Mapping[str, tuple[str, ...]]) -> None:
         for m in self.members:
-            names = m.producers + m.depthwise + [n for n, _ in m.consumers]
+            names = m.producers + m.embeddings + m.depthwise + [n for n, _ in m.consumers]
             for n in names:
                 if n in shared:
                     m.reasons.append(f"sliced through '{n}', whose weight is shared with "
@@ -397,6 +428,8 @@ class _Analysis:
         for e, m in enumerate(self.members):
             g = merged.setdefault(self.find(e), _Members(m.size))
             g.producers += m.producers
+            g.embeddings += m.embeddings
+            g.segments = math.lcm(g.segments, m.segments)
             g.batchnorms += m.batchnorms
             g.depthwise += m.depthwise
             g.consumers += m.consumers
@@ -410,15 +443,21 @@ class _Analysis:
         groups = []
         for m in self._merged():
             producers = sorted(dict.fromkeys(m.producers), key=rank)
+            embeddings = sorted(dict.fromkeys(m.embeddings), key=rank)
             reasons = list(dict.fromkeys(m.reasons))
+            if m.size % m.segments:
+                reasons.append(f"split by grouped convolutions into {m.segments} groups, "
+                               f"which {m.size} channels do not divide evenly")
             reason = ""
             if reasons:
                 more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
                 reason = f"its output channels are {reasons[0]}{more}"
-            elif m.size < 2:
-                reason = "it has a single output channel, and at least one is always kept"
+            elif m.size // m.segments < 2:
+                reason = "it has a single output channel (per group), and at least one is always kept"
+            segments = m.segments if m.size % m.segments == 0 else 1
             groups.append(ChannelGroup(
-                producers[0], "channels", m.size, tuple(producers),
+                sorted(producers + embeddings, key=rank)[0], "channels", m.size, tuple(producers),
+                embeddings=tuple(embeddings), segments=segments,
                 batchnorms=tuple(dict.fromkeys(m.batchnorms)),
                 depthwise=tuple(dict.fromkeys(m.depthwise)),
                 consumers=tuple(dict.fromkeys(m.consumers)),
@@ -438,6 +477,7 @@ def analyse_channels(
     by_module = {p: k for k in kernels if not k.kind.startswith("mha_") for p in (k.module, *k.aliases)}
     analysis = _Analysis(gm, by_module)
     analysis.run()
-    shared = {k.name: k.aliases for k in kernels if k.aliases}
+    shared = {k.name: k.aliases + tuple(f"{p} ({n})" for p, n in k.tied)
+              for k in kernels if k.aliases or k.tied}
     groups = analysis.groups(order, shared)
     return ChannelFlow(groups, analysis.kernel_reasons, analysis.attention_calls, analysis.leaf_calls)

@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from hirelc.inventory.channels import ChannelFlow, analyse_channels
+from hirelc.inventory.coverage import Coverage, measure_coverage
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.heads import head_group, probe_head_removal
 from hirelc.inventory.kernels import KernelRef, find_kernels, kernel_weight, unsupported_parameters
@@ -36,7 +37,10 @@ class Inventory(list[LayerSpec]):
 
     - `unsupported`: (module or parameter name, reason) for every parameter not compressed;
     - `groups`: group id -> `ChannelGroup`, every channel/head group found (prunable or not);
-    - `trace_error`: why torch.fx could not trace the model ("" when it could).
+    - `trace_error`: why torch.fx could not trace the model ("" when it could);
+    - `coverage`: the share of the parameters that are compressible kernels, prunable, kept
+      fp32 by design, unsupported (`hirelc.inventory.coverage.Coverage`; None when built by
+      hand without a model).
     """
 
     def __init__(
@@ -45,11 +49,13 @@ class Inventory(list[LayerSpec]):
         unsupported: Iterable[tuple[str, str]] = (),
         groups: Mapping[str, ChannelGroup] | None = None,
         trace_error: str = "",
+        coverage: Coverage | None = None,
     ) -> None:
         super().__init__(specs)
         self.unsupported: list[tuple[str, str]] = [tuple(u) for u in unsupported]
         self.groups: dict[str, ChannelGroup] = dict(groups or {})
         self.trace_error = trace_error
+        self.coverage = coverage
 
     def names(self) -> list[str]:
         return [s.name for s in self]
@@ -70,16 +76,19 @@ class Inventory(list[LayerSpec]):
             "unsupported": [list(u) for u in self.unsupported],
             "groups": [g.to_dict() for g in self.groups.values()],
             "trace_error": self.trace_error,
+            "coverage": self.coverage.to_dict() if self.coverage is not None else None,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Inventory":
         groups = [ChannelGroup.from_dict(g) for g in d.get("groups", ())]
+        coverage = Coverage(**d["coverage"]) if d.get("coverage") else None
         return cls(
             (LayerSpec.from_dict(s) for s in d["layers"]),
             (tuple(u) for u in d.get("unsupported", ())),
             {g.id: g for g in groups},
             d.get("trace_error", ""),
+            coverage,
         )
 
 
@@ -107,7 +116,12 @@ def _head_groups(model: nn.Module, refs: Sequence[KernelRef], flow: ChannelFlow,
     for path in dict.fromkeys(flow.attention_calls):
         g = head_group(model, path, by_name)
         if g.prunable and path in measured.attention_inputs:
-            why = probe_head_removal(model.get_submodule(path), measured.attention_inputs[path], g)
+            attn, inputs = model.get_submodule(path), measured.attention_inputs[path]
+            why = probe_head_removal(attn, inputs, g)
+            if why:  # its code keeps the head count: try zero-filled head slots
+                why_padded = probe_head_removal(attn, inputs, g, padded=True)
+                g = replace(g, padded=not why_padded)
+                why = f"{why}; with zero-filled head slots: {why_padded}" if why_padded else ""
             g = replace(g, prunable=not why, reason=why)
         groups.append(g)
     return groups
@@ -140,7 +154,7 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
                    flow: ChannelFlow | None, trace_error: str, executed: set[str]) -> None:
     by_name = {s.name: s for s in specs}
     for g in groups.values():
-        for name in g.producers + g.depthwise:
+        for name in g.producers + g.embeddings + g.depthwise:
             s = by_name[name]
             s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
             s.consumers = tuple(c for c, _ in g.consumers)
@@ -150,12 +164,12 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
             s.prune_reason = _unassigned_reason(model, s, flow, trace_error, s.name in executed)
 
 
-def _report_unsupported(model: nn.Module, refs: Sequence[KernelRef]) -> list[tuple[str, str]]:
+def _report_unsupported(model: nn.Module, refs: Sequence[KernelRef]) -> list[tuple[str, str, bool, int]]:
     found = unsupported_parameters(model, refs)
-    for name, reason, warn in found:
+    for name, reason, warn, _ in found:
         if warn:
             log.warning("hirelc does not compress %r: %s", name, reason)
-    return [(name, reason) for name, reason, _ in found]
+    return found
 
 
 def inspect(model: nn.Module, example_input: Any) -> Inventory:
@@ -186,4 +200,6 @@ def inspect(model: nn.Module, example_input: Any) -> Inventory:
     found = (flow.groups if flow is not None else []) + heads
     groups = {g.id: g for g in sorted(found, key=lambda g: order.get(g.id, len(order)))}
     _assign_groups(model, specs, groups, flow, trace_error, set(measured.order))
-    return Inventory(specs, _report_unsupported(model, refs), groups, trace_error)
+    found = _report_unsupported(model, refs)
+    coverage = measure_coverage(model, specs, groups, found)
+    return Inventory(specs, [(n, r) for n, r, _, _ in found], groups, trace_error, coverage)

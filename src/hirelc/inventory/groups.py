@@ -11,6 +11,10 @@ the group itself, so export and apply need nothing else:
 - `depthwise`: depthwise convolutions on the way (kernel name = module path); their rows,
   bias, `in_channels`, `out_channels` and `groups` shrink with the group. They count as
   producers when the kept count is chosen (they ask for a keep ratio like any kernel).
+- `embeddings`: embedding kernels (`nn.Embedding` / `EmbeddingBag`) whose weight *columns*
+  (dim 1) create the channels (their rows are tokens); they keep the same columns.
+- `segments`: the units form this many equal consecutive segments, each keeping the same
+  count (a grouped convolution's output channels, pruned evenly per group); 1 otherwise.
 - `consumers`: `(kernel name, repeat)`: kernels reading the channels as input columns along
   weight dim 1; channel `c` owns columns `[c * repeat, (c + 1) * repeat)` (repeat > 1 for a
   Linear after a flatten of C x H x W, or `head_dim` for an attention output projection).
@@ -49,12 +53,18 @@ class ChannelGroup:
     module: str = ""  # heads: the attention module path holding `num_heads`
     unit: int = 1  # producer rows per unit per chunk (head_dim for heads)
     row_chunks: int = 1  # 3 for a fused qkv: rows are [chunk, unit index, unit]
+    embeddings: tuple[str, ...] = ()  # kernels whose columns create the channels
+    segments: int = 1  # equal segments of units that each keep the same count
+    padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
 
     def __post_init__(self) -> None:
         if self.kind not in GROUP_KINDS:
             raise ValueError(f"group {self.id!r}: unknown kind {self.kind!r}; expected {GROUP_KINDS}")
-        if self.size < 1 or self.unit < 1 or self.row_chunks < 1:
-            raise ValueError(f"group {self.id!r}: size, unit and row_chunks must be >= 1")
+        if self.size < 1 or self.unit < 1 or self.row_chunks < 1 or self.segments < 1:
+            raise ValueError(f"group {self.id!r}: size, unit, row_chunks and segments must be >= 1")
+        if self.size % self.segments:
+            raise ValueError(f"group {self.id!r}: {self.size} units do not split into "
+                             f"{self.segments} equal segments")
 
     @property
     def n_rows(self) -> int:
@@ -89,12 +99,13 @@ class ChannelGroup:
             "consumers": [list(c) for c in self.consumers], "prunable": self.prunable,
             "reason": self.reason, "module": self.module, "unit": self.unit,
             "row_chunks": self.row_chunks, "depthwise": list(self.depthwise),
+            "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelGroup":
         d = dict(d)
-        for key in ("producers", "batchnorms", "depthwise"):
+        for key in ("producers", "batchnorms", "depthwise", "embeddings"):
             d[key] = tuple(d.get(key, ()))
         d["consumers"] = tuple((str(n), int(r)) for n, r in d.get("consumers", ()))
         return cls(**d)

@@ -5,7 +5,10 @@ out as [3, heads, head_dim]; removing head h removes its q, k and v rows (and bi
 proj input columns [h * head_dim, (h + 1) * head_dim), and lowers `num_heads`. Whether the
 module's forward still works with fewer heads depends on its code (timm's own reshapes the
 output with the *input* width), so every head group is probed on the example input: a copy
-with head 0 removed must compute what the module computes with head 0 zeroed.
+with head 0 removed must compute what the module computes with head 0 zeroed. When it does
+not, the heads are pruned with zero-filled slots instead (`hirelc.compress.slots`: the
+module keeps `num_heads`, the projections store and compute only the kept heads), probed the
+same way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from hirelc.compress.slots import pad_heads_
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import KernelRef
 
@@ -62,6 +66,17 @@ def _without_head_zero(attn: nn.Module, group: ChannelGroup) -> tuple[nn.Module,
     return masked, removed
 
 
+def _padded_without_head_zero(attn: nn.Module, group: ChannelGroup) -> nn.Module:
+    """A copy with head 0 removed through zero-filled slots (num_heads unchanged)."""
+    proj, repeat = group.consumers[0]
+    _, removed = _without_head_zero(attn, group)
+    removed.num_heads = group.size
+    local = ChannelGroup("qkv", "heads", group.size, ("qkv",), consumers=(("proj", repeat),),
+                         unit=group.unit, row_chunks=group.row_chunks, padded=True)
+    pad_heads_(removed, local, torch.arange(1, group.size))
+    return removed
+
+
 def _same(a: object, b: object) -> bool:
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         tol = 1e-4 * max(1.0, float(a.abs().max())) if a.numel() else 0.0
@@ -71,15 +86,18 @@ def _same(a: object, b: object) -> bool:
     return type(a) is type(b) and not isinstance(a, torch.Tensor)
 
 
-def probe_head_removal(attn: nn.Module, inputs: tuple[tuple, dict], group: ChannelGroup) -> str:
-    """"" when removing a head physically computes what masking it does, else the reason.
-    The caller runs this in eval mode without grad (`frozen`)."""
+def probe_head_removal(attn: nn.Module, inputs: tuple[tuple, dict], group: ChannelGroup,
+                       padded: bool = False) -> str:
+    """"" when removing a head physically (`padded`: through zero-filled slots) computes what
+    masking it does, else the reason. The caller runs this in eval mode without grad (`frozen`)."""
     args, kwargs = inputs
     masked, removed = _without_head_zero(attn, group)
-    masked.eval()
-    removed.eval()
-    expected = masked(*args, **kwargs)
     try:
+        if padded:
+            removed = _padded_without_head_zero(attn, group)
+        masked.eval()
+        removed.eval()
+        expected = masked(*args, **kwargs)
         got = removed(*args, **kwargs)
     except Exception as e:  # whatever the module's own code raises with fewer heads
         return (f"attention module '{group.module}' fails after removing a head "

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hirelc.inventory.kernels import KernelRef, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_timm_attention
 
 
 @dataclass
@@ -64,6 +64,10 @@ def _linear_macs(lin: nn.Linear, out: torch.Tensor) -> int:
     return out.numel() * lin.in_features
 
 
+def _no_macs(mod: nn.Module, out: torch.Tensor) -> int:
+    return 0
+
+
 def _mha_macs(mha: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[int, int]:
     """(in_proj, out_proj) MACs: each query/key/value token is projected by an E x E block."""
     names = ("query", "key", "value")
@@ -91,7 +95,12 @@ class _Recorder:
         self.total[name] += macs
 
     def kernel(self, ref: KernelRef, mod: nn.Module) -> None:
-        count = _conv_macs if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else _linear_macs
+        if isinstance(mod, EMBEDDINGS):
+            count = _no_macs  # a table lookup (EmbeddingBag's sum/mean: additions, no products)
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            count = _conv_macs
+        else:
+            count = _linear_macs
         hook = lambda m, inp, out: self._add(ref.name, count(m, out))  # noqa: E731
         self.handles.append(mod.register_forward_hook(hook))
 

@@ -19,6 +19,7 @@ KERNEL_KINDS = (
     "conv1d",
     "conv2d",
     "linear",
+    "embedding",  # nn.Embedding / nn.EmbeddingBag: rows are tokens, columns the channels
     "attn_qkv",  # fused q/k/v projection of a timm-style attention block
     "attn_proj",  # output projection of a timm-style attention block
     "mha_in_proj",  # nn.MultiheadAttention.in_proj_weight
@@ -74,8 +75,14 @@ class LayerSpec:
 
     @property
     def out_channels(self) -> int:
-        """Rows of the weight: output channels, neurons, or 3*D for a fused qkv."""
+        """Rows of the weight: output channels, neurons, or 3*D for a fused qkv (tokens for
+        an embedding, whose output channels are its columns: see `channels`)."""
         return self.weight_shape[0]
+
+    @property
+    def channels(self) -> int:
+        """Channels this kernel produces: its columns for an embedding, else its rows."""
+        return self.weight_shape[1] if self.kind == "embedding" else self.weight_shape[0]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,0 +1,76 @@
+"""Head pruning for attention code that keeps its head count: zero-filled head slots.
+
+Some attention implementations size their reshapes from the input (timm's older
+`C // num_heads` with `B, N, C = x.shape`, and `reshape(B, N, C)` to merge heads), so a copy
+holding fewer heads fails. Their heads are still pruned: the qkv Linear stores and computes
+only the kept heads' rows and scatters them back into their slots of the full width (zeros
+elsewhere), and the output projection stores only the kept heads' columns and gathers them
+from its input. The module's own code then runs unchanged, each removed head being exactly
+the zero head the masked model computes; the weights, the file and the two projections'
+MACs shrink, the attention core (softmax(q k^T) v) still runs every slot.
+
+The slot indices are a persistent buffer, so a packed file stores them and `load_packed`
+restores them.
+
+>>> if TYPE_CHECKING:  # the inventory probes head removal with this module: no import cycle
+    from hirelc.inventory.groups import ChannelGroup
+>>> attn = nn.Module(); attn.qkv, attn.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+>>> g = ChannelGroup("qkv", "heads", 4, ("qkv",), consumers=(("proj", 2),), module="",
+...                  unit=2, row_chunks=3, padded=True)
+>>> attn.qkv.weight = nn.Parameter(attn.qkv.weight[g.rows(torch.tensor([1, 3]))])
+>>> attn.qkv.bias = nn.Parameter(attn.qkv.bias[g.rows(torch.tensor([1, 3]))])
+>>> attn.proj.weight = nn.Parameter(attn.proj.weight[:, g.columns("proj", torch.tensor([1, 3]))])
+>>> pad_heads_(attn, g, torch.tensor([1, 3]))
+>>> attn.qkv(torch.randn(5, 8)).shape, attn.proj(torch.randn(5, 8)).shape
+(torch.Size([5, 24]), torch.Size([5, 8]))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+if TYPE_CHECKING:  # the inventory probes head removal with this module: no import cycle
+    from hirelc.inventory.groups import ChannelGroup
+
+SLOTS = "hirelc_slots"  # persistent buffer of kept slot indices
+
+
+class ScatterLinear(nn.Linear):
+    """A Linear computing only its kept output rows, scattered into `full_out` slots."""
+
+    full_out: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.linear(x, self.weight, self.bias)  # (..., kept)
+        out = y.new_zeros(*y.shape[:-1], self.full_out)  # (..., full_out)
+        return out.index_copy(out.dim() - 1, getattr(self, SLOTS), y)
+
+
+class GatherLinear(nn.Linear):
+    """A Linear reading only its kept input columns from a full-width input."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.index_select(x.dim() - 1, getattr(self, SLOTS)), self.weight, self.bias)
+
+
+def _swap(mod: nn.Module, cls: type, slots: Tensor) -> None:
+    if type(mod) is not nn.Linear:
+        raise ValueError(f"zero-filled head slots need plain nn.Linear projections, got {type(mod).__name__}")
+    mod.__class__ = cls
+    mod.register_buffer(SLOTS, slots.to(mod.weight.device), persistent=True)
+
+
+def pad_heads_(attn_root: nn.Module, group: ChannelGroup, kept: Tensor) -> None:
+    """Turn the already resliced qkv / proj of a padded head group into zero-filled slots.
+    `attn_root` is the model (the group's kernel names are paths inside it)."""
+    kept = kept.long().cpu()
+    qkv = attn_root.get_submodule(group.producers[0])
+    proj_name = group.consumers[0][0]
+    proj = attn_root.get_submodule(proj_name)
+    _swap(qkv, ScatterLinear, group.rows(kept))
+    qkv.full_out = group.n_rows
+    _swap(proj, GatherLinear, group.columns(proj_name, kept))
