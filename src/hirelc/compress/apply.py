@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from hirelc.compress.prune import KernelSlice, kept_indices, kernel_slices, reslice_
+from hirelc.compress.prune import KernelSlice, batchnorm_keeps, kept_indices, kernel_slices, reslice_
 from hirelc.compress.quantize import fake_quantize
 from hirelc.inventory import ChannelGroup, Inventory, KernelRef, find_kernels, inspect
 from hirelc.plan import LayerConfig, Plan
@@ -161,13 +161,12 @@ def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, Kernel
 def _mask_batchnorms(
     model: nn.Module, groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
 ) -> None:
-    for gid, idx in kept.items():
-        for path in groups[gid].batchnorms:
-            bn = model.get_submodule(path)
-            for name in ("weight", "bias"):
-                p = getattr(bn, name)
-                if p is not None:
-                    parametrize.register_parametrization(bn, name, KeepMask(len(p), idx, p.device))
+    for path, idx in batchnorm_keeps(groups, kept).items():
+        bn = model.get_submodule(path)
+        for name in ("weight", "bias"):
+            p = getattr(bn, name)
+            if p is not None:
+                parametrize.register_parametrization(bn, name, KeepMask(len(p), idx, p.device))
 
 
 def apply_plan(

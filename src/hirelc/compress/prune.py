@@ -41,6 +41,7 @@ from hirelc.plan import Plan
 __all__ = [
     "KernelSlice",
     "apply_masks_",
+    "batchnorm_keeps",
     "group_importance",
     "group_keep_count",
     "kept_count",
@@ -203,6 +204,7 @@ def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
     (tensor([0, 2]), tensor([0, 2]))
     """
     slices: dict[str, KernelSlice] = {}
+    pieces: dict[str, _Pieces] = {}  # consumers reading a concatenation: per-slice columns
     for gid, idx in kept.items():
         g = _group(groups, gid)
         idx = idx.long().cpu()
@@ -212,9 +214,43 @@ def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
             _merge(slices, name, cols=idx)
         for name in g.depthwise:
             _merge(slices, name, rows=idx)
-        for name, _ in g.consumers:
-            _merge(slices, name, cols=g.columns(name, idx))
+        for name, repeat in g.consumers:
+            if g.spans_of(name):
+                pieces.setdefault(name, _Pieces()).add(g, name, idx, repeat)
+            else:
+                _merge(slices, name, cols=g.columns(name, idx))
+    for name, p in pieces.items():
+        _merge(slices, name, cols=p.kept())
     return slices
+
+
+class _Pieces:
+    """Kept entries of a member reading groups as slices of a concatenation: each slice a
+    pruned group covers keeps its kept entries, every other entry is kept.
+
+    >>> g = ChannelGroup("a", "channels", 2, ("a",), spans=(("c", 1, 4),))
+    >>> p = _Pieces(); p.add(g, "c", torch.tensor([1])); p.kept()
+    tensor([0, 2, 3])
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.slices: list[tuple[int, int, Tensor]] = []  # (start, stop, kept entries)
+
+    def add(self, g: ChannelGroup, name: str, idx: Tensor, repeat: int = 1) -> None:
+        within = (idx.view(-1, 1) * repeat + torch.arange(repeat)).reshape(-1)
+        for offset, total in g.spans_of(name):
+            start = offset * repeat
+            self.slices.append((start, start + g.size * repeat, within + start))
+            self.total = max(self.total, total * repeat)
+
+    def kept(self) -> Tensor:
+        keep = torch.ones(self.total, dtype=torch.bool)
+        for start, stop, _ in self.slices:
+            keep[start:stop] = False
+        for _, _, entries in self.slices:
+            keep[entries] = True
+        return keep.nonzero().reshape(-1)
 
 
 def _group(groups: Mapping[str, ChannelGroup], gid: str) -> ChannelGroup:
@@ -226,8 +262,18 @@ def _group(groups: Mapping[str, ChannelGroup], gid: str) -> ChannelGroup:
     return g
 
 
-def _batchnorm_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {bn: idx.long().cpu() for gid, idx in kept.items() for bn in groups[gid].batchnorms}
+def batchnorm_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """BatchNorm path -> its kept channels, for every BatchNorm a pruned group shrinks."""
+    keeps: dict[str, Tensor] = {}
+    pieces: dict[str, _Pieces] = {}
+    for gid, idx in kept.items():
+        for bn in groups[gid].batchnorms:
+            if groups[gid].spans_of(bn):
+                pieces.setdefault(bn, _Pieces()).add(groups[gid], bn, idx.long().cpu())
+            else:
+                keeps[bn] = idx.long().cpu()
+    keeps.update({bn: p.kept() for bn, p in pieces.items()})
+    return keeps
 
 
 def _unit_mask(n: int, rows: Tensor) -> Tensor:
@@ -255,7 +301,7 @@ def apply_masks_(
         mod.weight.mul_(sl.mask(mod.weight.shape).to(mod.weight.device))
         if sl.rows is not None and mod.bias is not None:
             mod.bias.mul_(_unit_mask(mod.bias.shape[0], sl.rows).to(mod.bias.device))
-    for path, idx in _batchnorm_keeps(groups, kept).items():
+    for path, idx in batchnorm_keeps(groups, kept).items():
         bn = model.get_submodule(path)
         for p in (bn.weight, bn.bias):
             if p is not None:
@@ -307,7 +353,7 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
                          "use hirelc.compress.apply.to_physical")
     for name, sl in kernel_slices(groups, kept).items():
         _slice_kernel(model.get_submodule(name), sl)
-    for path, idx in _batchnorm_keeps(groups, kept).items():
+    for path, idx in batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
     for gid, idx in kept.items():
         g = groups[gid]

@@ -67,6 +67,9 @@ class _Members:
     depthwise: list[str] = field(default_factory=list)
     consumers: list[tuple[str, int]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    # (consumer or batchnorm, channel offset, total channels) when it reads a concatenation
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
+    parts: list[tuple[int, int]] = field(default_factory=list)  # a concatenation: (element, offset)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,10 @@ class _Analysis:
 
     def union(self, a: int, b: int) -> int:
         ra, rb = self.find(a), self.find(b)
+        if ra != rb and (self.members[ra].parts or self.members[rb].parts):
+            for r in (ra, rb):  # a concatenation's channels belong to several groups
+                self.members[r].reasons.append("a concatenation tied to other channels by an add or a gate")
+            return ra
         if ra != rb:
             self.parent[rb] = ra
         return ra
@@ -216,6 +223,8 @@ class _Analysis:
             self._reshape(node)
         elif t in ("mean", "sum") or t in (torch.mean, torch.sum):
             self._reduce(node)
+        elif t in (torch.cat, torch.concat) and not is_method:
+            self._cat(node)
         elif t is operator.getitem:
             self._unknown(node, f"indexed or sliced by {_describe(node)}")
         else:
@@ -260,6 +269,50 @@ class _Analysis:
         in_shape, out_shape = _shape(node.args[0]), _shape(node)
         self._consume(self._src(node), ref.name, dim=len(in_shape) - 1, width=lin.in_features)
         self.track[node] = _Track(self._new(lin.out_features, ref.name), len(out_shape) - 1)
+
+    def _cat(self, node: fx.Node) -> None:
+        """torch.cat along the channel dim: a new element made of its inputs' channels, each
+        at its offset; consumers and BatchNorms of it are handed to the parts (`_distribute`)."""
+        tensors, out = _arg(node, 0, "tensors"), _shape(node)
+        dim = _arg(node, 1, "dim", 0)
+        tracks = [self.track.get(t) if isinstance(t, fx.Node) else None for t in tensors]
+        if not isinstance(dim, int) or out is None or all(t is None for t in tracks):
+            return self._unknown(node)
+        dim %= len(out)
+        if any(t is not None and (t.dim != dim or t.repeat != 1) for t in tracks):
+            return self._unknown(node, f"concatenated along another dimension by {_describe(node)}")
+        self.parent.append(len(self.parent))
+        cat = _Members(out[dim])
+        offset = 0
+        for t, x in zip(tracks, tensors):
+            if t is not None:
+                cat.parts.append((t.elem, offset))
+            offset += _shape(x)[dim]
+        self.members.append(cat)
+        self.track[node] = _Track(len(self.members) - 1, dim)
+
+    def _distribute(self) -> None:
+        """Hand every concatenation's consumers, BatchNorms and reasons to its parts, with the
+        channel offset of each part (outer concatenations first: they are created later)."""
+        for e in range(len(self.members) - 1, -1, -1):
+            cat = self.members[e]
+            if not cat.parts:
+                continue
+            spans = {n: (o, tot) for n, o, tot in cat.spans}
+            if cat.depthwise:
+                cat.reasons.append(f"read by depthwise convolution '{cat.depthwise[0]}' after a concatenation")
+            for part, offset in cat.parts:
+                m = self.members[self.find(part)]
+                for n, r in cat.consumers:
+                    o, tot = spans.get(n, (0, cat.size))
+                    m.consumers.append((n, r))
+                    m.spans.append((n, offset + o, tot))
+                for n in cat.batchnorms:
+                    o, tot = spans.get(n, (0, cat.size))
+                    m.batchnorms.append(n)
+                    m.spans.append((n, offset + o, tot))
+                m.reasons += cat.reasons
+            cat.consumers, cat.batchnorms, cat.reasons = [], [], []
 
     def _embedding(self, node: fx.Node, ref: KernelRef, emb: nn.Module) -> None:
         self._poison_inputs(node, f"used as indices or offsets by embedding '{ref.name}'")
@@ -400,9 +453,11 @@ class _Analysis:
         first: dict[tuple[str, str], int] = {}
         repeats: dict[str, set[int]] = {}
         for e, m in enumerate(self.members):
-            keys = [("rows", n) for n in m.producers + m.depthwise] + [("bn", n) for n in m.batchnorms]
+            sliced = {n for n, _, _ in m.spans}  # a slice of a concatenation: not the same columns
+            keys = [("rows", n) for n in m.producers + m.depthwise]
+            keys += [("bn", n) for n in m.batchnorms if n not in sliced]
             keys += [("columns", n) for n in m.embeddings]
-            keys += [("columns", n) for n, _ in m.consumers]
+            keys += [("columns", n) for n, _ in m.consumers if n not in sliced]
             for n, r in m.consumers:
                 repeats.setdefault(n, set()).add(r)
             for key in keys:
@@ -434,9 +489,11 @@ class _Analysis:
             g.depthwise += m.depthwise
             g.consumers += m.consumers
             g.reasons += m.reasons
-        return list(merged.values())
+            g.spans += m.spans
+        return [m for m in merged.values() if m.producers or m.embeddings]
 
     def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
+        self._distribute()
         self._tie_repeated_members()
         self._poison_shared(shared)
         rank = lambda name: order.get(name, len(order))  # noqa: E731
@@ -457,7 +514,7 @@ class _Analysis:
             segments = m.segments if m.size % m.segments == 0 else 1
             groups.append(ChannelGroup(
                 sorted(producers + embeddings, key=rank)[0], "channels", m.size, tuple(producers),
-                embeddings=tuple(embeddings), segments=segments,
+                embeddings=tuple(embeddings), segments=segments, spans=tuple(dict.fromkeys(m.spans)),
                 batchnorms=tuple(dict.fromkeys(m.batchnorms)),
                 depthwise=tuple(dict.fromkeys(m.depthwise)),
                 consumers=tuple(dict.fromkeys(m.consumers)),

@@ -15,6 +15,9 @@ the group itself, so export and apply need nothing else:
   (dim 1) create the channels (their rows are tokens); they keep the same columns.
 - `segments`: the units form this many equal consecutive segments, each keeping the same
   count (a grouped convolution's output channels, pruned evenly per group); 1 otherwise.
+- `spans`: `(consumer or BatchNorm, channel offset, total channels)` for each member that
+  reads the group as a slice of a concatenation (`torch.cat` of branches): its channel `c`
+  is that member's channel `offset + c` (columns scaled by the consumer's repeat).
 - `consumers`: `(kernel name, repeat)`: kernels reading the channels as input columns along
   weight dim 1; channel `c` owns columns `[c * repeat, (c + 1) * repeat)` (repeat > 1 for a
   Linear after a flatten of C x H x W, or `head_dim` for an attention output projection).
@@ -55,6 +58,7 @@ class ChannelGroup:
     row_chunks: int = 1  # 3 for a fused qkv: rows are [chunk, unit index, unit]
     embeddings: tuple[str, ...] = ()  # kernels whose columns create the channels
     segments: int = 1  # equal segments of units that each keep the same count
+    spans: tuple[tuple[str, int, int], ...] = ()  # members reading a concatenation
     padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
 
     def __post_init__(self) -> None:
@@ -92,6 +96,10 @@ class ChannelGroup:
         within = torch.arange(repeat, device=kept.device)
         return (kept.long().view(-1, 1) * repeat + within).reshape(-1)
 
+    def spans_of(self, member: str) -> list[tuple[int, int]]:
+        """(channel offset, total channels) of each slice `member` reads this group as."""
+        return [(o, t) for n, o, t in self.spans if n == member]
+
     def to_dict(self) -> dict:
         return {
             "id": self.id, "kind": self.kind, "size": self.size,
@@ -100,6 +108,7 @@ class ChannelGroup:
             "reason": self.reason, "module": self.module, "unit": self.unit,
             "row_chunks": self.row_chunks, "depthwise": list(self.depthwise),
             "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
+            "spans": [list(x) for x in self.spans],
         }
 
     @classmethod
@@ -108,4 +117,5 @@ class ChannelGroup:
         for key in ("producers", "batchnorms", "depthwise", "embeddings"):
             d[key] = tuple(d.get(key, ()))
         d["consumers"] = tuple((str(n), int(r)) for n, r in d.get("consumers", ()))
+        d["spans"] = tuple((str(n), int(o), int(t)) for n, o, t in d.get("spans", ()))
         return cls(**d)
