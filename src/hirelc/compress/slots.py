@@ -12,8 +12,7 @@ MACs shrink, the attention core (softmax(q k^T) v) still runs every slot.
 The slot indices are a persistent buffer, so a packed file stores them and `load_packed`
 restores them.
 
->>> if TYPE_CHECKING:  # the inventory probes head removal with this module: no import cycle
-    from hirelc.inventory.groups import ChannelGroup
+>>> from hirelc.inventory.groups import ChannelGroup
 >>> attn = nn.Module(); attn.qkv, attn.proj = nn.Linear(8, 24), nn.Linear(8, 8)
 >>> g = ChannelGroup("qkv", "heads", 4, ("qkv",), consumers=(("proj", 2),), module="",
 ...                  unit=2, row_chunks=3, padded=True)

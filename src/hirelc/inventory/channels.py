@@ -113,8 +113,9 @@ def _arg(node: fx.Node, index: int, name: str, default: object = None) -> object
 class _Analysis:
     """One pass over the graph in topological order, then the union-find is resolved."""
 
-    def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef]) -> None:
+    def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef], prefix: str = "") -> None:
         self.gm = gm
+        self.prefix = prefix  # path of the traced module inside the model, + "." ("" = the model)
         self.kernels = kernels  # module path (aliases too) -> kernel
         self.parent: list[int] = []
         self.members: list[_Members] = []
@@ -175,12 +176,15 @@ class _Analysis:
                 self._call_module(node)
             elif node.op in ("call_function", "call_method"):
                 self._call(node)
-            elif node.op == "output":
+            elif node.op == "output" and not self.prefix:
                 self._poison_inputs(node, "returned as (part of) the model output")
+            elif node.op == "output":
+                self._poison_inputs(node, f"returned by module '{self.prefix[:-1]}', whose caller "
+                                          "torch.fx could not trace")
 
     def _call_module(self, node: fx.Node) -> None:
-        path = str(node.target)
-        mod = self.gm.get_submodule(path)
+        mod = self.gm.get_submodule(str(node.target))
+        path = self.prefix + str(node.target)
         self.leaf_calls.add(path)
         ref = self.kernels.get(path)
         if is_timm_attention(mod):
@@ -524,15 +528,16 @@ class _Analysis:
 
 
 def analyse_channels(
-    gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int]
+    gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int], prefix: str = ""
 ) -> ChannelFlow:
     """Channel groups of a traced model (with `tensor_meta` from ShapeProp on every node).
 
     `order` maps kernel names to their execution index; a group is named after its first
-    producer in that order.
+    producer in that order. `prefix`: the traced module's path in the model + "." when `gm`
+    is one submodule (`hirelc.inventory.local`): its outputs then count as leaving it.
     """
     by_module = {p: k for k in kernels if not k.kind.startswith("mha_") for p in (k.module, *k.aliases)}
-    analysis = _Analysis(gm, by_module)
+    analysis = _Analysis(gm, by_module, prefix)
     analysis.run()
     shared = {k.name: k.aliases + tuple(f"{p} ({n})" for p, n in k.tied)
               for k in kernels if k.aliases or k.tied}

@@ -23,8 +23,10 @@ from hirelc.inventory.coverage import Coverage, measure_coverage
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.heads import head_group, probe_head_removal
 from hirelc.inventory.kernels import KernelRef, find_kernels, kernel_weight, unsupported_parameters
-from hirelc.inventory.measure import Measurement, as_args, frozen, measure
+from hirelc.inventory.local import local_flow
+from hirelc.inventory.measure import TRANSFORMER_LAYERS, Measurement, as_args, frozen, measure
 from hirelc.inventory.spec import LayerSpec
+from hirelc.inventory.torch_layers import feedforward_group
 from hirelc.inventory.trace import block_of, residual_blocks, trace
 
 log = logging.getLogger(__name__)
@@ -127,12 +129,30 @@ def _head_groups(model: nn.Module, refs: Sequence[KernelRef], flow: ChannelFlow,
     return groups
 
 
+def _untraced_reason(spec: LayerSpec, trace_error: str, failed: Mapping[str, str]) -> str:
+    inner = [p for p in failed if spec.module.startswith(p + ".")]
+    if not inner:
+        return (f"the model could not be traced with torch.fx ({trace_error}), and no module "
+                "holding this kernel could be traced on its own")
+    path = max(inner, key=len)
+    return (f"the model could not be traced with torch.fx, nor could the module '{path}' "
+            f"holding it ({failed[path]}); only channels local to a traceable module are pruned")
+
+
+def _feedforward_groups(model: nn.Module, refs: Sequence[KernelRef],
+                        measured: Measurement) -> list[ChannelGroup]:
+    by_name = {r.name: r for r in refs}
+    return [feedforward_group(model, path, by_name, measured.attention_inputs.get(path))
+            for path, mod in model.named_modules() if isinstance(mod, TRANSFORMER_LAYERS)]
+
+
 def _unassigned_reason(model: nn.Module, spec: LayerSpec, flow: ChannelFlow | None,
-                       trace_error: str, executed: bool) -> str:
+                       trace_error: str, executed: bool, failed: Mapping[str, str]) -> str:
     """Why a kernel that produces no channel group cannot be pruned."""
-    if flow is None:
-        return (f"the model could not be traced with torch.fx ({trace_error}), so structured "
-                "pruning is disabled")
+    if flow is None or (trace_error and not spec.kind.startswith("mha_") and spec.kind != "attn_proj"
+                        and spec.name not in flow.kernel_reasons
+                        and not any(spec.module.startswith(p + ".") for p in flow.leaf_calls)):
+        return _untraced_reason(spec, trace_error, failed)
     if spec.kind.startswith("mha_"):
         return MHA_REASON
     if spec.kind == "attn_proj":
@@ -151,7 +171,8 @@ def _unassigned_reason(model: nn.Module, spec: LayerSpec, flow: ChannelFlow | No
 
 
 def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str, ChannelGroup],
-                   flow: ChannelFlow | None, trace_error: str, executed: set[str]) -> None:
+                   flow: ChannelFlow | None, trace_error: str, executed: set[str],
+                   failed: Mapping[str, str]) -> None:
     by_name = {s.name: s for s in specs}
     for g in groups.values():
         for name in g.producers + g.embeddings + g.depthwise:
@@ -161,7 +182,7 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
     for s in specs:
         if s.prune_group is None:
             s.prunable = False
-            s.prune_reason = _unassigned_reason(model, s, flow, trace_error, s.name in executed)
+            s.prune_reason = _unassigned_reason(model, s, flow, trace_error, s.name in executed, failed)
 
 
 def _report_unsupported(model: nn.Module, refs: Sequence[KernelRef]) -> list[tuple[str, str, bool, int]]:
@@ -190,8 +211,13 @@ def inspect(model: nn.Module, example_input: Any) -> Inventory:
         measured = measure(model, refs, args)
         order = _execution_order(refs, measured)
         gm, trace_error = trace(model, args)
-        flow = analyse_channels(gm, refs, order) if gm is not None else None
+        failed: dict[str, str] = {}
+        if gm is not None:
+            flow = analyse_channels(gm, refs, order)
+        else:  # per-module fallback: groups local to a traceable module stay prunable
+            flow, failed = local_flow(model, refs, order, args)
         heads = _head_groups(model, refs, flow, measured) if flow is not None else []
+        heads += _feedforward_groups(model, refs, measured)
     blocks = residual_blocks(model, gm)
     specs = sorted(
         (_spec(model, r, measured.macs[r.name], block_of(r.caller, blocks), order[r.name]) for r in refs),
@@ -199,7 +225,7 @@ def inspect(model: nn.Module, example_input: Any) -> Inventory:
     )
     found = (flow.groups if flow is not None else []) + heads
     groups = {g.id: g for g in sorted(found, key=lambda g: order.get(g.id, len(order)))}
-    _assign_groups(model, specs, groups, flow, trace_error, set(measured.order))
+    _assign_groups(model, specs, groups, flow, trace_error, set(measured.order), failed)
     found = _report_unsupported(model, refs)
     coverage = measure_coverage(model, specs, groups, found)
     return Inventory(specs, [(n, r) for n, r, _, _ in found], groups, trace_error, coverage)

@@ -17,6 +17,8 @@ from torch import nn
 
 from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_timm_attention
 
+TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
+
 
 @dataclass
 class Measurement:
@@ -24,7 +26,8 @@ class Measurement:
 
     macs: dict[str, int] = field(default_factory=dict)  # kernel name -> MACs per example
     order: list[str] = field(default_factory=list)  # kernel names in first-call order
-    # attention module path -> (args, kwargs) of its first call, to probe head removal
+    # attention / torch transformer layer path -> (args, kwargs) of its first call, to probe
+    # head and feed-forward removal
     attention_inputs: dict[str, tuple[tuple, dict]] = field(default_factory=dict)
 
 
@@ -134,7 +137,7 @@ def _hook_all(model: nn.Module, kernels: Sequence[KernelRef], rec: _Recorder) ->
     for path, names in mha_kernels.items():
         rec.mha(model.get_submodule(path), names.get("mha_in_proj"), names["mha_out_proj"])
     for path, mod in model.named_modules():
-        if is_timm_attention(mod):
+        if is_timm_attention(mod) or isinstance(mod, TRANSFORMER_LAYERS):
             rec.attention(path, mod)
 
 
