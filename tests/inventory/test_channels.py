@@ -60,10 +60,12 @@ def test_attention_that_reshapes_with_the_input_width_prunes_heads_in_zero_fille
     assert not inv.groups["blocks.0.attn.qkv"].reason
 
 
-def test_multihead_attention_is_not_prunable():
+def test_multihead_attention_prunes_heads_but_not_its_input():
     inv = inspect(MHAModel(), torch.randn(2, 5, 6))
-    assert "cannot change its head count" in inv.spec("attn.in_proj").prune_reason
-    assert not inv.spec("embed").prunable  # read by the MHA, whose in_proj cannot shrink
+    heads = inv.groups["attn.in_proj"]
+    assert (heads.kind, heads.size, heads.unit, heads.row_chunks, heads.module) == ("heads", 2, 8, 3, "attn")
+    assert heads.prunable and heads.consumers == (("attn.out_proj", 8),)
+    assert not inv.spec("embed").prunable  # read by the MHA as its full-width query
 
 
 class _Poisoned(nn.Module):
@@ -82,7 +84,7 @@ class _Poisoned(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
         if self.op == "cat":
-            return self.c(torch.cat([h, h], dim=1))
+            return self.b(torch.cat([h, h], dim=2))  # along positions, not channels
         if self.op == "groupnorm":
             return self.b(self.norm(h))
         if self.op == "permute":
@@ -100,13 +102,27 @@ class _Poisoned(nn.Module):
 
 @pytest.mark.parametrize(
     "op, words",
-    [("cat", "cat"), ("groupnorm", "GroupNorm"), ("permute", "permute"), ("index", "indexed"),
+    [("cat", "concatenated along another dimension"), ("groupnorm", "GroupNorm"), ("permute", "permute"), ("index", "indexed"),
      ("grouped", "grouped convolution"), ("output", "model output"), ("scale_by_tensor", "scaled")],
 )
 def test_ops_the_analysis_does_not_understand_block_pruning(op, words):
     inv = inspect(_Poisoned(op), torch.randn(2, 3, 5, 5))
     spec = inv.spec("a")
     assert not spec.prunable and words in spec.prune_reason and spec.prune_group == "a"
+
+
+def test_a_tensor_concatenated_with_itself_owns_two_slices_of_the_consumer():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.c = nn.Conv2d(3, 6, 1), nn.Conv2d(12, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x))
+            return self.c(torch.cat([h, h], dim=1))
+
+    g = inspect(Twice(), torch.randn(2, 3, 5, 5)).groups["a"]
+    assert g.prunable and g.spans == (("c", 0, 12), ("c", 6, 12))
 
 
 def test_scalar_arithmetic_is_channel_wise():

@@ -70,8 +70,8 @@ def test_multihead_attention_projections():
     assert in_proj.n_macs == 3 * 5 * 16 * 16  # q, k and v of 5 tokens, each 16 x 16
     assert out_proj.n_macs == 5 * 16 * 16
     assert [s.name for s in inv] == ["embed", "attn.in_proj", "attn.out_proj", "fc"]
-    for s in (in_proj, out_proj):
-        assert not s.prunable and "cannot change its head count" in s.prune_reason
+    assert in_proj.prunable and in_proj.consumers == ("attn.out_proj",)  # heads, through in_proj
+    assert not out_proj.prunable and "columns shrink with the heads" in out_proj.prune_reason
 
 
 def test_timm_style_vit_block(caplog):

@@ -153,9 +153,10 @@ def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, Kernel
             mod = model.get_submodule(path)
             device = getattr(mod, attr).device
             parametrize.register_parametrization(mod, attr, CompressedWeight(plan.get(name), sl, device))
-            bias = getattr(mod, "bias", None) if attr == "weight" and (path, attr) not in ref.tied else None
+            bias_attr = {"weight": "bias", "in_proj_weight": "in_proj_bias"}.get(attr)
+            bias = getattr(mod, bias_attr, None) if bias_attr and (path, attr) not in ref.tied else None
             if sl is not None and sl.rows is not None and bias is not None:
-                parametrize.register_parametrization(mod, "bias", KeepMask(len(bias), sl.rows, bias.device))
+                parametrize.register_parametrization(mod, bias_attr, KeepMask(len(bias), sl.rows, bias.device))
 
 
 def _mask_batchnorms(

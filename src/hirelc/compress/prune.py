@@ -7,7 +7,8 @@ same rows, every consumer the matching columns. Kept indices are a dict
 groups that lose units appear in it.
 
 Kernel names inside a group are module paths of Conv/Linear/Embedding modules whose weight
-is `.weight` (the inventory never puts `nn.MultiheadAttention` projections in a group).
+is `.weight`, or `<mha>.in_proj` for the fused input projection of an `nn.MultiheadAttention`
+(`in_proj_weight` / `in_proj_bias`; see `kernel_tensors`).
 
 >>> from hirelc.inventory import inspect
 >>> from hirelc.plan import LayerConfig
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from hirelc.compress.mha import keep_heads_
 from hirelc.compress.slots import pad_heads_
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
@@ -66,8 +68,8 @@ def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1
     if criterion not in CRITERIA:
         raise ValueError(f"unknown pruning criterion {criterion!r}; expected one of {CRITERIA}")
     score = torch.zeros(group.size)
-    weights = [(model.get_submodule(n).weight.detach().float().cpu(), False) for n in group.producers]
-    weights += [(model.get_submodule(n).weight.detach().float().cpu(), True) for n in group.embeddings]
+    weights = [(_weight(model, n).detach().float().cpu(), False) for n in group.producers]
+    weights += [(_weight(model, n).detach().float().cpu(), True) for n in group.embeddings]
     for w, by_column in weights:
         if by_column:  # an embedding's channels are its columns
             units = w.t()  # (dim, tokens)
@@ -77,6 +79,23 @@ def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1
         units = units.reshape(group.size, -1)
         score += units.abs().sum(1) if criterion == "l1" else units.pow(2).sum(1).sqrt()
     return score
+
+
+def kernel_tensors(model: nn.Module, name: str) -> tuple[nn.Module, str, str]:
+    """(module, weight attribute, bias attribute) of the kernel `name`.
+
+    >>> kernel_tensors(nn.Sequential(nn.MultiheadAttention(4, 2)), "0.in_proj")[1:]
+    ('in_proj_weight', 'in_proj_bias')
+    """
+    head, _, leaf = name.rpartition(".")
+    if leaf == "in_proj" and isinstance(model.get_submodule(head), nn.MultiheadAttention):
+        return model.get_submodule(head), "in_proj_weight", "in_proj_bias"
+    return model.get_submodule(name), "weight", "bias"
+
+
+def _weight(model: nn.Module, name: str) -> Tensor:
+    mod, weight, _ = kernel_tensors(model, name)
+    return getattr(mod, weight)
 
 
 def group_keep_count(group: ChannelGroup, keep_ratios: Iterable[float]) -> int:
@@ -297,10 +316,11 @@ def apply_masks_(
     ([True, True], True)
     """
     for name, sl in kernel_slices(groups, kept).items():
-        mod = model.get_submodule(name)
-        mod.weight.mul_(sl.mask(mod.weight.shape).to(mod.weight.device))
-        if sl.rows is not None and mod.bias is not None:
-            mod.bias.mul_(_unit_mask(mod.bias.shape[0], sl.rows).to(mod.bias.device))
+        mod, weight_attr, bias_attr = kernel_tensors(model, name)
+        w, bias = getattr(mod, weight_attr), getattr(mod, bias_attr, None)
+        w.mul_(sl.mask(w.shape).to(w.device))
+        if sl.rows is not None and bias is not None:
+            bias.mul_(_unit_mask(bias.shape[0], sl.rows).to(bias.device))
     for path, idx in batchnorm_keeps(groups, kept).items():
         bn = model.get_submodule(path)
         for p in (bn.weight, bn.bias):
@@ -313,17 +333,22 @@ def _new_param(old: Tensor, value: Tensor) -> nn.Parameter:
     return nn.Parameter(value.clone(), requires_grad=old.requires_grad)
 
 
-def _slice_kernel(mod: nn.Module, sl: KernelSlice) -> None:
-    """Reslice a Conv1d/Conv2d/Linear/Embedding in place and update its size attributes."""
+def _slice_kernel(model: nn.Module, name: str, sl: KernelSlice) -> None:
+    """Reslice a Conv1d/Conv2d/Linear/Embedding (or an MHA's in_proj) in place and update
+    its size attributes (an MHA's head count is set by its head group)."""
+    mod, weight_attr, bias_attr = kernel_tensors(model, name)
     depthwise = is_depthwise(mod)
-    w = mod.weight.detach()
+    old, bias = getattr(mod, weight_attr), getattr(mod, bias_attr, None)
+    w = old.detach()
     if sl.rows is not None:
         w = w.index_select(0, sl.rows.to(w.device))
     if sl.cols is not None:
         w = w.index_select(1, sl.cols.to(w.device))
-    mod.weight = _new_param(mod.weight, w)
-    if sl.rows is not None and mod.bias is not None:
-        mod.bias = _new_param(mod.bias, mod.bias.detach().index_select(0, sl.rows.to(w.device)))
+    setattr(mod, weight_attr, _new_param(old, w))
+    if sl.rows is not None and bias is not None:
+        setattr(mod, bias_attr, _new_param(bias, bias.detach().index_select(0, sl.rows.to(w.device))))
+    if isinstance(mod, nn.MultiheadAttention):
+        return
     if isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = w.shape[0], w.shape[1]
     elif isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
@@ -352,13 +377,15 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
         raise ValueError("prune_physically needs a plain model; for a model from apply_plan "
                          "use hirelc.compress.apply.to_physical")
     for name, sl in kernel_slices(groups, kept).items():
-        _slice_kernel(model.get_submodule(name), sl)
+        _slice_kernel(model, name, sl)
     for path, idx in batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
     for gid, idx in kept.items():
         g = groups[gid]
         if g.kind == "heads" and g.padded:  # the module's code keeps every head slot
             pad_heads_(model, g, idx)
+        elif g.kind == "heads" and isinstance(model.get_submodule(g.module), nn.MultiheadAttention):
+            keep_heads_(model.get_submodule(g.module), idx.long().cpu())
         elif g.kind == "heads":
             model.get_submodule(g.module).num_heads = len(idx)
     return model

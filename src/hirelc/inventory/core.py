@@ -26,7 +26,7 @@ from hirelc.inventory.kernels import KernelRef, find_kernels, kernel_weight, uns
 from hirelc.inventory.local import local_flow
 from hirelc.inventory.measure import TRANSFORMER_LAYERS, Measurement, as_args, frozen, measure
 from hirelc.inventory.spec import LayerSpec
-from hirelc.inventory.torch_layers import feedforward_group
+from hirelc.inventory.torch_layers import feedforward_group, mha_head_group
 from hirelc.inventory.trace import block_of, residual_blocks, trace
 
 log = logging.getLogger(__name__)
@@ -142,8 +142,11 @@ def _untraced_reason(spec: LayerSpec, trace_error: str, failed: Mapping[str, str
 def _feedforward_groups(model: nn.Module, refs: Sequence[KernelRef],
                         measured: Measurement) -> list[ChannelGroup]:
     by_name = {r.name: r for r in refs}
-    return [feedforward_group(model, path, by_name, measured.attention_inputs.get(path))
-            for path, mod in model.named_modules() if isinstance(mod, TRANSFORMER_LAYERS)]
+    found = [feedforward_group(model, path, by_name, measured.attention_inputs.get(path))
+             for path, mod in model.named_modules() if isinstance(mod, TRANSFORMER_LAYERS)]
+    heads = [mha_head_group(model, path, by_name, measured.attention_inputs.get(path))
+             for path, mod in model.named_modules() if isinstance(mod, nn.MultiheadAttention)]
+    return found + [g for g in heads if g is not None]
 
 
 def _unassigned_reason(model: nn.Module, spec: LayerSpec, flow: ChannelFlow | None,
@@ -153,6 +156,9 @@ def _unassigned_reason(model: nn.Module, spec: LayerSpec, flow: ChannelFlow | No
                         and spec.name not in flow.kernel_reasons
                         and not any(spec.module.startswith(p + ".") for p in flow.leaf_calls)):
         return _untraced_reason(spec, trace_error, failed)
+    if spec.kind == "mha_out_proj":
+        return ("output projection of nn.MultiheadAttention: its columns shrink with the heads "
+                "pruned through in_proj, its outputs leave the attention module")
     if spec.kind.startswith("mha_"):
         return MHA_REASON
     if spec.kind == "attn_proj":

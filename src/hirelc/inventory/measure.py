@@ -137,7 +137,7 @@ def _hook_all(model: nn.Module, kernels: Sequence[KernelRef], rec: _Recorder) ->
     for path, names in mha_kernels.items():
         rec.mha(model.get_submodule(path), names.get("mha_in_proj"), names["mha_out_proj"])
     for path, mod in model.named_modules():
-        if is_timm_attention(mod) or isinstance(mod, TRANSFORMER_LAYERS):
+        if is_timm_attention(mod) or isinstance(mod, (*TRANSFORMER_LAYERS, nn.MultiheadAttention)):
             rec.attention(path, mod)
 
 
