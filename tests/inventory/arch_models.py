@@ -156,7 +156,8 @@ class BertLayer(nn.Module):
 
 class TinyBert(nn.Module):
     """Word + position embeddings, post-norm encoder layers, an MLM head whose decoder is
-    tied to the word embedding (one (vocab, dim) tensor read by two modules)."""
+    tied to the word embedding (one (vocab, dim) tensor read by two modules). Python control
+    flow on a tensor's shape (as in Hugging Face models) stops torch.fx at the top level."""
 
     def __init__(self, vocab: int = 50, dim: int = 32, heads: int = 4, depth: int = 2, max_len: int = 16) -> None:
         super().__init__()
@@ -170,6 +171,8 @@ class TinyBert(nn.Module):
         self.decoder.weight = self.word_embeddings.weight  # tied, as in BERT / GPT
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, N) token ids
+        if ids.shape[1] > self.position_embeddings.num_embeddings:  # untraceable, as in HF models
+            raise ValueError("sequence longer than the position table")
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.emb_norm(self.word_embeddings(ids) + self.position_embeddings(pos))
         for layer in self.layers:

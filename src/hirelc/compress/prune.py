@@ -387,7 +387,7 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
         elif g.kind == "heads" and isinstance(model.get_submodule(g.module), nn.MultiheadAttention):
             keep_heads_(model.get_submodule(g.module), idx.long().cpu())
         elif g.kind == "heads":
-            model.get_submodule(g.module).num_heads = len(idx)
+            setattr(model.get_submodule(g.module), g.heads_attr, len(idx))
     return model
 
 

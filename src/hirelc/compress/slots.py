@@ -67,9 +67,9 @@ def pad_heads_(attn_root: nn.Module, group: ChannelGroup, kept: Tensor) -> None:
     """Turn the already resliced qkv / proj of a padded head group into zero-filled slots.
     `attn_root` is the model (the group's kernel names are paths inside it)."""
     kept = kept.long().cpu()
-    qkv = attn_root.get_submodule(group.producers[0])
+    for name in group.producers:  # a fused qkv, or separate q, k and v
+        producer = attn_root.get_submodule(name)
+        _swap(producer, ScatterLinear, group.rows(kept))
+        producer.full_out = group.n_rows
     proj_name = group.consumers[0][0]
-    proj = attn_root.get_submodule(proj_name)
-    _swap(qkv, ScatterLinear, group.rows(kept))
-    qkv.full_out = group.n_rows
-    _swap(proj, GatherLinear, group.columns(proj_name, kept))
+    _swap(attn_root.get_submodule(proj_name), GatherLinear, group.columns(proj_name, kept))

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from hirelc.inventory.groups import ChannelGroup
-from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_depthwise, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention, is_depthwise
 from hirelc.inventory.norms import batchnorm_reason
 
 PASSTHROUGH_MODULES = (
@@ -187,7 +187,7 @@ class _Analysis:
         path = self.prefix + str(node.target)
         self.leaf_calls.add(path)
         ref = self.kernels.get(path)
-        if is_timm_attention(mod):
+        if is_attention(mod):
             self.attention_calls.append(path)
             self._unknown(node, f"read by attention module '{path}', which is pruned only by heads")
         elif isinstance(mod, nn.MultiheadAttention):

@@ -22,7 +22,7 @@ from hirelc.inventory.channels import ChannelFlow, analyse_channels
 from hirelc.inventory.coverage import Coverage, measure_coverage
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.heads import head_group, probe_head_removal
-from hirelc.inventory.kernels import KernelRef, find_kernels, kernel_weight, unsupported_parameters
+from hirelc.inventory.kernels import KernelRef, find_kernels, is_attention, kernel_weight, unsupported_parameters
 from hirelc.inventory.local import local_flow
 from hirelc.inventory.measure import TRANSFORMER_LAYERS, Measurement, as_args, frozen, measure
 from hirelc.inventory.spec import LayerSpec
@@ -111,13 +111,15 @@ def _spec(model: nn.Module, ref: KernelRef, macs: int, block: str, index: int) -
     )
 
 
-def _head_groups(model: nn.Module, refs: Sequence[KernelRef], flow: ChannelFlow,
-                 measured: Measurement) -> list[ChannelGroup]:
+def _head_groups(model: nn.Module, refs: Sequence[KernelRef], measured: Measurement) -> list[ChannelGroup]:
+    """Head groups of every attention module (module-local: no traced graph needed)."""
     by_name = {r.name: r for r in refs}
     groups = []
-    for path in dict.fromkeys(flow.attention_calls):
+    for path in (p for p, m in model.named_modules() if is_attention(m)):
         g = head_group(model, path, by_name)
-        if g.prunable and path in measured.attention_inputs:
+        if g.prunable and path not in measured.attention_inputs:
+            g = replace(g, prunable=False, reason="the attention module is not executed on the example input")
+        if g.prunable:
             attn, inputs = model.get_submodule(path), measured.attention_inputs[path]
             why = probe_head_removal(attn, inputs, g)
             if why:  # its code keeps the head count: try zero-filled head slots
@@ -185,8 +187,14 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
             s = by_name[name]
             s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
             s.consumers = tuple(c for c, _ in g.consumers)
+    head_outputs = {c: g.module for g in groups.values() if g.kind == "heads" and g.prunable
+                    for c, _ in g.consumers}
     for s in specs:
-        if s.prune_group is None:
+        if s.prune_group is None and s.name in head_outputs:
+            s.prunable = False
+            s.prune_reason = (f"output projection of attention module '{head_outputs[s.name]}': its "
+                              "input columns shrink with the pruned heads, its outputs leave the module")
+        elif s.prune_group is None:
             s.prunable = False
             s.prune_reason = _unassigned_reason(model, s, flow, trace_error, s.name in executed, failed)
 
@@ -222,7 +230,7 @@ def inspect(model: nn.Module, example_input: Any) -> Inventory:
             flow = analyse_channels(gm, refs, order)
         else:  # per-module fallback: groups local to a traceable module stay prunable
             flow, failed = local_flow(model, refs, order, args)
-        heads = _head_groups(model, refs, flow, measured) if flow is not None else []
+        heads = _head_groups(model, refs, measured)
         heads += _feedforward_groups(model, refs, measured)
     blocks = residual_blocks(model, gm)
     specs = sorted(

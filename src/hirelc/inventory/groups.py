@@ -59,6 +59,7 @@ class ChannelGroup:
     embeddings: tuple[str, ...] = ()  # kernels whose columns create the channels
     segments: int = 1  # equal segments of units that each keep the same count
     spans: tuple[tuple[str, int, int], ...] = ()  # members reading a concatenation
+    heads_attr: str = "num_heads"  # heads: the attribute of `module` holding the head count
     padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
 
     def __post_init__(self) -> None:
@@ -108,7 +109,7 @@ class ChannelGroup:
             "reason": self.reason, "module": self.module, "unit": self.unit,
             "row_chunks": self.row_chunks, "depthwise": list(self.depthwise),
             "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
-            "spans": [list(x) for x in self.spans],
+            "spans": [list(x) for x in self.spans], "heads_attr": self.heads_attr,
         }
 
     @classmethod

@@ -64,6 +64,46 @@ def is_timm_attention(module: nn.Module) -> bool:
     )
 
 
+HEAD_ATTRS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads")
+
+
+def split_attention_parts(module: nn.Module) -> tuple[str, list[str], str] | None:
+    """(head-count attribute, [q, k, v child names], output child name) of an attention
+    module with separate q / k / v Linears (Hugging Face / lucidrains style), else None.
+
+    Found by structure: exactly four Linear children, the first three (registration order)
+    with the same out_features D, the last reading D inputs, and an int head count dividing
+    D. A wrong guess is caught by the removal probe (`hirelc.inventory.heads`).
+
+    >>> class SelfAttention(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.heads = 2
+    ...         self.q, self.k, self.v, self.out = (nn.Linear(8, 8) for _ in range(4))
+    >>> split_attention_parts(SelfAttention())
+    ('heads', ['q', 'k', 'v'], 'out')
+    """
+    if isinstance(module, nn.MultiheadAttention) or is_timm_attention(module):
+        return None
+    linears = [(n, m) for n, m in module.named_children() if isinstance(m, nn.Linear)]
+    if len(linears) != 4:
+        return None
+    (q, lq), (k, lk), (v, lv), (o, lo) = linears
+    width = lq.out_features
+    if not (lk.out_features == lv.out_features == width == lo.in_features):
+        return None
+    for attr in HEAD_ATTRS:
+        heads = getattr(module, attr, None)
+        if isinstance(heads, int) and not isinstance(heads, bool) and heads >= 1 and width % heads == 0:
+            return attr, [q, k, v], o
+    return None
+
+
+def is_attention(module: nn.Module) -> bool:
+    """An attention module whose heads hirelc prunes as a unit (timm-style or split q/k/v)."""
+    return is_timm_attention(module) or split_attention_parts(module) is not None
+
+
 def is_depthwise(conv: nn.Module) -> bool:
     """A depthwise conv maps channel c to channel c alone (no channel multiplier)."""
     return (

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention
 
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
@@ -137,7 +137,7 @@ def _hook_all(model: nn.Module, kernels: Sequence[KernelRef], rec: _Recorder) ->
     for path, names in mha_kernels.items():
         rec.mha(model.get_submodule(path), names.get("mha_in_proj"), names["mha_out_proj"])
     for path, mod in model.named_modules():
-        if is_timm_attention(mod) or isinstance(mod, (*TRANSFORMER_LAYERS, nn.MultiheadAttention)):
+        if is_attention(mod) or isinstance(mod, (*TRANSFORMER_LAYERS, nn.MultiheadAttention)):
             rec.attention(path, mod)
 
 
