@@ -71,7 +71,7 @@ def test_multihead_attention_projections():
     assert out_proj.n_macs == 5 * 16 * 16
     assert [s.name for s in inv] == ["embed", "attn.in_proj", "attn.out_proj", "fc"]
     assert in_proj.prunable and in_proj.consumers == ("attn.out_proj",)  # heads, through in_proj
-    assert not out_proj.prunable and "columns shrink with the heads" in out_proj.prune_reason
+    assert not out_proj.prunable and "columns shrink with the pruned heads" in out_proj.prune_reason
 
 
 def test_timm_style_vit_block(caplog):
