@@ -75,3 +75,49 @@ def test_tied_embedding_and_output_layer_are_one_compressed_tensor_stored_once(t
     assert torch.equal(loaded.word_embeddings.weight, emb.detach())
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), small(ids), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, group", [("width_vit", "blocks.0.attn.qkv"), ("torch_encoder", "encoder.self_attn.in_proj"),
+                                         ("tiny_bert", "layers.0.attention.query")])
+def test_kept_heads_other_than_the_first_ones_load_back_in_their_slots(name, group, tmp_path):
+    model, x = _model(name), _example(name)
+    inv = inspect(model, x)
+    scores = {group: torch.tensor([0.0, 5.0, 1.0, 4.0])}  # keep heads 1 and 3
+    small = apply_plan(model, Plan.uniform(inv, bits=8, keep_ratio=0.5), importance=scores, inventory=inv)
+    path = tmp_path / "m.hlc"
+    export_packed(small, None, path)
+    loaded = load_packed(path, like=_model(name, seed=1))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), small(x), rtol=0, atol=1e-5)
+
+
+def test_a_non_kernel_holder_of_a_tied_weight_is_stored_once_and_loads_tied(tmp_path):
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self, weight: nn.Parameter) -> None:
+            super().__init__()
+            self.table = weight
+
+        def forward(self, h):
+            return F.linear(h, self.table)
+
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+            self.head = Head(self.emb.weight)
+
+        def forward(self, ids):
+            return self.head(torch.tanh(self.emb(ids)))
+
+    model, ids = LM(), torch.randint(0, 20, (2, 5))
+    small = apply_plan(model, Plan({"emb": Plan.uniform(inspect(model, ids), bits=3)["emb"]}))
+    path = tmp_path / "lm.hlc"
+    export_packed(small, None, path)
+    assert read_layout(path).shared == {"head.table": "emb.weight"}
+    loaded = load_packed(path, like=LM())
+    assert loaded.head.table is loaded.emb.weight
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), small(ids), rtol=0, atol=1e-6)
