@@ -13,6 +13,7 @@ never hands it to torch's fused kernel, which assumes num_heads x head_dim == em
 >>> mha = nn.MultiheadAttention(8, 4, batch_first=True).eval()
 >>> x = torch.randn(2, 5, 8)
 >>> full, _ = mha(x, x, x)
+>>> import copy
 >>> small = copy.deepcopy(mha)
 >>> keep_heads_(small, torch.arange(4))  # all heads kept: the same function
 >>> torch.allclose(small(x, x, x)[0], full, atol=1e-6)
@@ -21,7 +22,6 @@ True
 
 from __future__ import annotations
 
-import copy  # noqa: F401  (used by the example)
 import math
 
 import torch

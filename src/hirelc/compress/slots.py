@@ -12,6 +12,7 @@ MACs shrink, the attention core (softmax(q k^T) v) still runs every slot.
 The slot indices are a persistent buffer, so a packed file stores them and `load_packed`
 restores them.
 
+>>> import torch
 >>> from hirelc.inventory.groups import ChannelGroup
 >>> attn = nn.Module(); attn.qkv, attn.proj = nn.Linear(8, 24), nn.Linear(8, 8)
 >>> g = ChannelGroup("qkv", "heads", 4, ("qkv",), consumers=(("proj", 2),), module="",
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

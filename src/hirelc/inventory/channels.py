@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from hirelc.inventory.channel_sets import ChannelSets, Members
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention, is_depthwise
 from hirelc.inventory.norms import batchnorm_reason
@@ -53,23 +54,6 @@ SCALE_METHODS = {"mul", "mul_", "div", "div_"}
 DIVISIONS = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
 SHAPE_METHODS = {"size", "dim", "numel"}
 SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
-
-
-@dataclass
-class _Members:
-    """Everything attached to one union-find element of channels."""
-
-    size: int
-    producers: list[str] = field(default_factory=list)
-    embeddings: list[str] = field(default_factory=list)
-    segments: int = 1
-    batchnorms: list[str] = field(default_factory=list)
-    depthwise: list[str] = field(default_factory=list)
-    consumers: list[tuple[str, int]] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    # (consumer or batchnorm, channel offset, total channels) when it reads a concatenation
-    spans: list[tuple[str, int, int]] = field(default_factory=list)
-    parts: list[tuple[int, int]] = field(default_factory=list)  # a concatenation: (element, offset)
 
 
 @dataclass(frozen=True)
@@ -110,43 +94,18 @@ def _arg(node: fx.Node, index: int, name: str, default: object = None) -> object
     return node.kwargs.get(name, default)
 
 
-class _Analysis:
+class _Analysis(ChannelSets):
     """One pass over the graph in topological order, then the union-find is resolved."""
 
     def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef], prefix: str = "") -> None:
+        super().__init__()
         self.gm = gm
         self.prefix = prefix  # path of the traced module inside the model, + "." ("" = the model)
         self.kernels = kernels  # module path (aliases too) -> kernel
-        self.parent: list[int] = []
-        self.members: list[_Members] = []
         self.track: dict[fx.Node, _Track] = {}
         self.kernel_reasons: dict[str, str] = {}
         self.attention_calls: list[str] = []
         self.leaf_calls: set[str] = set()
-
-    # -- union-find ---------------------------------------------------------------------
-    def _new(self, size: int, producer: str, embedding: bool = False, segments: int = 1) -> int:
-        self.parent.append(len(self.parent))
-        m = _Members(size, segments=segments)
-        (m.embeddings if embedding else m.producers).append(producer)
-        self.members.append(m)
-        return len(self.parent) - 1
-
-    def find(self, e: int) -> int:
-        while self.parent[e] != e:
-            self.parent[e] = self.parent[self.parent[e]]  # path halving
-            e = self.parent[e]
-        return e
-
-    def union(self, a: int, b: int) -> int:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb and (self.members[ra].parts or self.members[rb].parts):
-            for r in (ra, rb):  # a concatenation's channels belong to several groups
-                self.members[r].reasons.append("a concatenation tied to other channels by an add or a gate")
-            return ra
-        if ra != rb:
-            self.parent[rb] = ra
-        return ra
 
     # -- helpers ------------------------------------------------------------------------
     def _src(self, node: fx.Node, index: int = 0) -> _Track | None:
@@ -286,7 +245,7 @@ class _Analysis:
         if any(t is not None and (t.dim != dim or t.repeat != 1) for t in tracks):
             return self._unknown(node, f"concatenated along another dimension by {_describe(node)}")
         self.parent.append(len(self.parent))
-        cat = _Members(out[dim])
+        cat = Members(out[dim])
         offset = 0
         for t, x in zip(tracks, tensors):
             if t is not None:
@@ -294,29 +253,6 @@ class _Analysis:
             offset += _shape(x)[dim]
         self.members.append(cat)
         self.track[node] = _Track(len(self.members) - 1, dim)
-
-    def _distribute(self) -> None:
-        """Hand every concatenation's consumers, BatchNorms and reasons to its parts, with the
-        channel offset of each part (outer concatenations first: they are created later)."""
-        for e in range(len(self.members) - 1, -1, -1):
-            cat = self.members[e]
-            if not cat.parts:
-                continue
-            spans = {n: (o, tot) for n, o, tot in cat.spans}
-            if cat.depthwise:
-                cat.reasons.append(f"read by depthwise convolution '{cat.depthwise[0]}' after a concatenation")
-            for part, offset in cat.parts:
-                m = self.members[self.find(part)]
-                for n, r in cat.consumers:
-                    o, tot = spans.get(n, (0, cat.size))
-                    m.consumers.append((n, r))
-                    m.spans.append((n, offset + o, tot))
-                for n in cat.batchnorms:
-                    o, tot = spans.get(n, (0, cat.size))
-                    m.batchnorms.append(n)
-                    m.spans.append((n, offset + o, tot))
-                m.reasons += cat.reasons
-            cat.consumers, cat.batchnorms, cat.reasons = [], [], []
 
     def _embedding(self, node: fx.Node, ref: KernelRef, emb: nn.Module) -> None:
         self._poison_inputs(node, f"used as indices or offsets by embedding '{ref.name}'")
@@ -449,83 +385,6 @@ class _Analysis:
             return False
         self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim))
         return True
-
-    # -- resolution ---------------------------------------------------------------------
-    def _tie_repeated_members(self) -> None:
-        """A module met in several elements (called twice) slices the same rows or columns
-        for all of them, so those elements must keep the same channels: merge them."""
-        first: dict[tuple[str, str], int] = {}
-        repeats: dict[str, set[int]] = {}
-        for e, m in enumerate(self.members):
-            sliced = {n for n, _, _ in m.spans}  # a slice of a concatenation: not the same columns
-            keys = [("rows", n) for n in m.producers + m.depthwise]
-            keys += [("bn", n) for n in m.batchnorms if n not in sliced]
-            keys += [("columns", n) for n in m.embeddings]
-            keys += [("columns", n) for n, _ in m.consumers if n not in sliced]
-            for n, r in m.consumers:
-                repeats.setdefault(n, set()).add(r)
-            for key in keys:
-                if key in first:
-                    self.union(first[key], e)
-                else:
-                    first[key] = e
-        for e, m in enumerate(self.members):
-            for n, _ in m.consumers:
-                if len(repeats[n]) > 1:
-                    m.reasons.append(f"read by '{n}', which is called on differently flattened inputs")
-
-    def _poison_shared(self, shared: Mapping[str, tuple[str, ...]]) -> None:
-        for m in self.members:
-            names = m.producers + m.embeddings + m.depthwise + [n for n, _ in m.consumers]
-            for n in names:
-                if n in shared:
-                    m.reasons.append(f"sliced through '{n}', whose weight is shared with "
-                                     f"module(s) {', '.join(shared[n])}")
-
-    def _merged(self) -> list[_Members]:
-        merged: dict[int, _Members] = {}
-        for e, m in enumerate(self.members):
-            g = merged.setdefault(self.find(e), _Members(m.size))
-            g.producers += m.producers
-            g.embeddings += m.embeddings
-            g.segments = math.lcm(g.segments, m.segments)
-            g.batchnorms += m.batchnorms
-            g.depthwise += m.depthwise
-            g.consumers += m.consumers
-            g.reasons += m.reasons
-            g.spans += m.spans
-        return [m for m in merged.values() if m.producers or m.embeddings]
-
-    def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
-        self._distribute()
-        self._tie_repeated_members()
-        self._poison_shared(shared)
-        rank = lambda name: order.get(name, len(order))  # noqa: E731
-        groups = []
-        for m in self._merged():
-            producers = sorted(dict.fromkeys(m.producers), key=rank)
-            embeddings = sorted(dict.fromkeys(m.embeddings), key=rank)
-            reasons = list(dict.fromkeys(m.reasons))
-            if m.size % m.segments:
-                reasons.append(f"split by grouped convolutions into {m.segments} groups, "
-                               f"which {m.size} channels do not divide evenly")
-            reason = ""
-            if reasons:
-                more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-                reason = f"its output channels are {reasons[0]}{more}"
-            elif m.size // m.segments < 2:
-                reason = "it has a single output channel (per group), and at least one is always kept"
-            segments = m.segments if m.size % m.segments == 0 else 1
-            groups.append(ChannelGroup(
-                sorted(producers + embeddings, key=rank)[0], "channels", m.size, tuple(producers),
-                embeddings=tuple(embeddings), segments=segments, spans=tuple(dict.fromkeys(m.spans)),
-                batchnorms=tuple(dict.fromkeys(m.batchnorms)),
-                depthwise=tuple(dict.fromkeys(m.depthwise)),
-                consumers=tuple(dict.fromkeys(m.consumers)),
-                prunable=not reason, reason=reason,
-            ))
-        return sorted(groups, key=lambda g: rank(g.id))
-
 
 def analyse_channels(
     gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int], prefix: str = ""
