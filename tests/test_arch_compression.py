@@ -121,3 +121,15 @@ def test_a_non_kernel_holder_of_a_tied_weight_is_stored_once_and_loads_tied(tmp_
     assert loaded.head.table is loaded.emb.weight
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), small(ids), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(ARCH_MODELS))
+@pytest.mark.parametrize("keep", [0.5, 0.3])
+def test_the_search_size_model_matches_the_packed_data_section_to_the_byte(name, keep):
+    from hirelc.evaluate.calibrate import measure_size_model
+    from hirelc.export.packed import storage_bytes_model
+
+    model, x = _model(name), _example(name)
+    inv = inspect(model, x)
+    plan = Plan.uniform(inv, bits=3, keep_ratio=keep)
+    assert measure_size_model(model, inv).nbytes(plan) == storage_bytes_model(model, plan, inventory=inv)

@@ -75,7 +75,7 @@ def prune_units(spec: LayerSpec) -> int:
     >>> prune_units(LayerSpec("qkv", "attn_qkv", (96, 32), n_macs=0, n_heads=4))
     4
     """
-    if spec.kind in ("attn_qkv", "mha_in_proj") and spec.n_heads:
+    if spec.n_heads and spec.kind not in ("attn_proj", "mha_out_proj"):  # a head producer
         return spec.n_heads
     return spec.channels  # an embedding's channels are its columns
 
@@ -135,8 +135,8 @@ def _group_fractions(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]
     for s in specs:
         group = s.prune_group or s.name
         keep_ratio = plan[s.name].keep_ratio if s.name in plan else 1.0
-        units = prune_units(s)
-        frac = Fraction(kept_count(units, keep_ratio), units)  # exact, so rows stay integers
+        units, segments = prune_units(s), s.prune_segments  # a grouped conv: the same count per group
+        frac = Fraction(kept_count(units // segments, keep_ratio) * segments, units)  # exact
         asked[group] = max(asked.get(group, Fraction(0)), frac)
     return asked
 

@@ -55,6 +55,10 @@ def test_removed_heads_compute_what_zeroed_heads_do(batch_first, kind):
     with torch.no_grad():
         expected = apply_masks_(copy.deepcopy(model), kept, inv.groups)(x, **masks)
         small = prune_physically(model, kept, inv.groups)
+        if kind == "per_head":  # which heads were kept is not stored: refused, clearly
+            with pytest.raises(ValueError, match="per-head"):
+                small(x, **masks)
+            return
         got = small(x, **masks)
     assert isinstance(small.attn, HeadPrunedMHA) and small.attn.num_heads == 2
     assert small.attn.in_proj_weight.shape == (3 * 2 * 3, 12) and small.attn.out_proj.weight.shape == (12, 6)

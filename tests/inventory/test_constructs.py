@@ -29,6 +29,25 @@ def test_squeeze_excite_gate_rows_follow_the_gated_channels_and_fused_bn_act_is_
     assert "bn1" in inv.groups["conv_stem"].batchnorms
 
 
+def test_attention_with_per_head_parameters_is_refused_zero_filled_slots():
+    from inventory.arch_models import WidthAttention
+
+    class BiasedAttention(WidthAttention):  # a per-head bias: heads are not interchangeable
+        def __init__(self, dim: int, num_heads: int) -> None:
+            super().__init__(dim, num_heads)
+            self.head_bias = nn.Parameter(torch.randn(num_heads, 1, dim // num_heads))
+
+        def forward(self, x):
+            B, N, C = x.shape
+            qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+            out = (qkv[0] @ qkv[1].transpose(-2, -1)).softmax(-1) @ qkv[2] + self.head_bias
+            return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+    net = nn.Sequential(nn.Linear(4, 16), BiasedAttention(16, 4))
+    g = inspect(net, torch.randn(2, 5, 4)).groups["1.qkv"]
+    assert not g.prunable and "zero-filled head slots" in g.reason
+
+
 def test_a_batchnorm_subclass_that_mixes_channels_is_refused_by_behaviour():
     class MixingBN(nn.BatchNorm2d):  # named like a norm, computes across channels
         def forward(self, x):
@@ -74,7 +93,7 @@ def test_width_derived_attention_stores_only_kept_heads_in_zero_filled_slots():
     assert isinstance(attn.qkv, ScatterLinear) and isinstance(attn.proj, GatherLinear)
     assert attn.qkv.weight.shape == (3 * 2 * 8, 32) and attn.proj.weight.shape == (32, 16)
     assert attn.num_heads == 4  # the module's code keeps every slot
-    assert f"blocks.0.attn.qkv.{SLOTS}" in small.state_dict()  # stored, so the file restores it
+    assert hasattr(attn.qkv, SLOTS) and not any(SLOTS in k for k in small.state_dict())  # nothing stored
 
 
 def test_split_qkv_attention_prunes_heads_through_q_k_v_and_the_output():

@@ -5,9 +5,9 @@ torch's MHA derives `head_dim = embed_dim // num_heads` and checks that the quer
 projections shrink to k heads of `head_dim`. `HeadPrunedMHA` (swapped in for the class of a
 pruned MHA by `hirelc.compress.prune`) computes the same attention as torch's slow path for
 the kept heads: in_proj rows [3, k, head_dim], out_proj columns [k, head_dim], masks as torch
-takes them (bool True = not allowed, float added; a per-head 3-D `attn_mask` is narrowed to
-the kept heads, kept in the `hirelc_heads` buffer). Returned attention weights average the
-kept heads only. It flags `_qkv_same_embed_dim = False` so that `nn.TransformerEncoderLayer`
+takes them (bool True = not allowed, float added). A per-head 3-D `attn_mask` is refused
+with a clear error: which original heads were kept is not stored, so that the file and the
+storage model hold nothing but weights. Returned attention weights average the kept heads. It flags `_qkv_same_embed_dim = False` so that `nn.TransformerEncoderLayer`
 never hands it to torch's fused kernel, which assumes num_heads x head_dim == embed_dim.
 
 >>> mha = nn.MultiheadAttention(8, 4, batch_first=True).eval()
@@ -27,8 +27,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-HEADS = "hirelc_heads"  # persistent buffer: indices of the kept heads in the original module
 
 
 class HeadPrunedMHA(nn.MultiheadAttention):
@@ -64,10 +62,11 @@ class HeadPrunedMHA(nn.MultiheadAttention):
         if attn_mask is None and is_causal:
             attn_mask = torch.ones(L, S, dtype=torch.bool, device=like.device).triu(1)
         if attn_mask is not None:
-            m = _additive(attn_mask, like)
-            if m.dim() == 3:  # (B * original heads, L, S): the kept heads' rows
-                m = m.view(B, -1, L, S).index_select(1, getattr(self, HEADS))
-            bias = bias + m
+            if attn_mask.dim() == 3:
+                raise ValueError("this nn.MultiheadAttention had heads pruned by hirelc and cannot "
+                                 "take a per-head (3-D) attn_mask; pass a 2-D mask, or keep its heads "
+                                 "(keep_ratio 1.0 for its in_proj)")
+            bias = bias + _additive(attn_mask, like)
         if key_padding_mask is not None:
             bias = bias + _additive(key_padding_mask, like).view(B, 1, 1, S)
         return bias
@@ -87,4 +86,3 @@ def keep_heads_(mha: nn.MultiheadAttention, kept: Tensor) -> None:
     mha.__class__ = HeadPrunedMHA
     mha.num_heads = len(kept)
     mha._qkv_same_embed_dim = False  # keeps torch's fused kernels away (module docstring)
-    mha.register_buffer(HEADS, kept.long().to(mha.in_proj_weight.device), persistent=True)

@@ -3,14 +3,16 @@
 Some attention implementations size their reshapes from the input (timm's older
 `C // num_heads` with `B, N, C = x.shape`, and `reshape(B, N, C)` to merge heads), so a copy
 holding fewer heads fails. Their heads are still pruned: the qkv Linear stores and computes
-only the kept heads' rows and scatters them back into their slots of the full width (zeros
-elsewhere), and the output projection stores only the kept heads' columns and gathers them
-from its input. The module's own code then runs unchanged, each removed head being exactly
-the zero head the masked model computes; the weights, the file and the two projections'
+only the kept heads' rows and scatters them into the first k head slots of the full width
+(zeros in the others), and the output projection stores only the kept heads' columns and
+gathers them from those slots. The module's own code then runs unchanged, each empty slot
+being a zero head (as a masked head is); the weights, the file and the two projections'
 MACs shrink, the attention core (softmax(q k^T) v) still runs every slot.
 
-The slot indices are a persistent buffer, so a packed file stores them and `load_packed`
-restores them.
+Kept heads move to the first slots, so this is exact only when the module treats heads
+alike (no per-head parameters such as a relative position bias): the inventory probes it
+(`hirelc.inventory.heads`). The slots follow from the kept count alone, so nothing is
+stored for them: the packed file and the storage model are unchanged.
 
 >>> import torch
 >>> from hirelc.inventory.groups import ChannelGroup
@@ -29,13 +31,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # the inventory probes head removal with this module: no import cycle
     from hirelc.inventory.groups import ChannelGroup
 
-SLOTS = "hirelc_slots"  # persistent buffer of kept slot indices
+SLOTS = "hirelc_slots"  # buffer (not saved) of the filled rows / read columns
 
 
 class ScatterLinear(nn.Linear):
@@ -60,13 +63,14 @@ def _swap(mod: nn.Module, cls: type, slots: Tensor) -> None:
     if type(mod) is not nn.Linear:
         raise ValueError(f"zero-filled head slots need plain nn.Linear projections, got {type(mod).__name__}")
     mod.__class__ = cls
-    mod.register_buffer(SLOTS, slots.to(mod.weight.device), persistent=True)
+    mod.register_buffer(SLOTS, slots.to(mod.weight.device), persistent=False)
 
 
 def pad_heads_(attn_root: nn.Module, group: ChannelGroup, kept: Tensor) -> None:
-    """Turn the already resliced qkv / proj of a padded head group into zero-filled slots.
-    `attn_root` is the model (the group's kernel names are paths inside it)."""
-    kept = kept.long().cpu()
+    """Turn the already resliced qkv / proj of a padded head group into zero-filled slots:
+    the `len(kept)` kept heads fill the first slots. `attn_root` is the model (the group's
+    kernel names are paths inside it)."""
+    kept = torch.arange(len(kept))  # slots, not the heads' original positions
     for name in group.producers:  # a fused qkv, or separate q, k and v
         producer = attn_root.get_submodule(name)
         _swap(producer, ScatterLinear, group.rows(kept))

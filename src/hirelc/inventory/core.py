@@ -186,6 +186,9 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
         for name in g.producers + g.embeddings + g.depthwise:
             s = by_name[name]
             s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
+            s.prune_segments = g.segments
+            if g.kind == "heads":  # keep_ratio counts heads (hirelc.cost.prune_units)
+                s.n_heads = g.size
             s.consumers = tuple(c for c, _ in g.consumers)
     head_outputs = {c: g.module for g in groups.values() if g.kind == "heads" and g.prunable
                     for c, _ in g.consumers}

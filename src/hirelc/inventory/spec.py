@@ -51,6 +51,7 @@ class LayerSpec:
     conv_groups: int = 1
     n_heads: int | None = None  # attention heads (attn_qkv / attn_proj / mha_*)
     prune_group: str | None = None  # id of the output-channel group this kernel produces
+    prune_segments: int = 1  # its group keeps the same count in each of this many segments
     prunable: bool = False  # True when its output channels/heads can be removed physically
     prune_reason: str = ""  # why not prunable, when it is not
     consumers: tuple[str, ...] = field(default_factory=tuple)  # kernels reading its outputs
