@@ -89,9 +89,9 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     from the plan ask for 1.0.
     Columns: a kernel listed in its producers' `consumers` loses the input channels its
     producers' groups drop; with several producer groups (a channel concat) the kept
-    fraction is their kept channels over their channels. Grouped / depthwise convs keep
-    their columns (in_channels / groups): the inventory ties them to their producer's
-    group, so their rows shrink instead. Hand-built specs without `consumers` keep all
+    fraction is their kept channels over their channels. Depthwise convs keep their one
+    column: the inventory ties them to their producer's group, so their rows shrink
+    instead; a grouped conv loses the same fraction of its columns (in_channels / groups). Hand-built specs without `consumers` keep all
     columns.
 
     >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, consumers=("b",))
@@ -112,7 +112,8 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
             shapes[s.name] = (rows, max(1, round(cols * row_frac[s.name])))
             continue
         kept_rows = max(1, round(rows * row_frac[s.name]))
-        col_frac = _input_fraction(producers.get(s.name, []), row_frac) if s.conv_groups == 1 else 1
+        depthwise = s.conv_groups > 1 and s.weight_shape[1] == 1  # its rows shrink instead
+        col_frac = 1 if depthwise else _input_fraction(producers.get(s.name, []), row_frac)
         shapes[s.name] = (kept_rows, max(1, round(cols * col_frac)))
     return shapes
 

@@ -91,8 +91,8 @@ class _Poisoned(nn.Module):
             return self.b(h.permute(0, 1, 3, 2))
         if self.op == "index":
             return self.b(h[:, :, 1:, 1:])
-        if self.op == "grouped":
-            return self.grouped(h)
+        if self.op == "grouped":  # read by a grouped conv and by an ordinary one
+            return self.grouped(h) + self.b(h)
         if self.op == "output":
             return self.b(h), h
         if self.op == "scale_by_tensor":

@@ -65,7 +65,15 @@ def test_grouped_conv_keeps_the_same_count_in_every_group():
     assert g.prunable and g.segments == 4 and g.size == 16
     kept = kept_indices(model, inv.groups, Plan.uniform(inv, bits=8, keep_ratio=0.5))["conv2"]
     assert [int(((kept >= 4 * i) & (kept < 4 * i + 4)).sum()) for i in range(4)] == [2, 2, 2, 2]
-    assert "grouped convolution 'conv2'" in inv.spec("conv1").prune_reason  # its inputs are not cut
+    inputs = inv.groups["conv1"]  # pruned at the same positions of each of conv2's 4 input groups
+    assert inputs.prunable and (inputs.size, inputs.row_chunks) == (4, 4) and inputs.consumers == (("conv2", 1),)
+    small = prune_physically(model, {"conv1": torch.tensor([0, 3])}, inv.groups)
+    assert small.conv1.out_channels == 8 and small.bn1.num_features == 8
+    assert small.conv2.weight.shape == (16, 2, 3, 3) and small.conv2.in_channels == 8
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = apply_masks_(copy.deepcopy(model), {"conv1": torch.tensor([0, 3])}, inv.groups)(x)
+        torch.testing.assert_close(small(x), expected, rtol=0, atol=1e-6)
 
 
 def test_concatenated_branches_own_slices_of_the_batchnorm_and_the_consumer():

@@ -232,7 +232,7 @@ def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
         for name in g.embeddings:
             _merge(slices, name, cols=idx)
         for name in g.depthwise:
-            _merge(slices, name, rows=idx)
+            _merge(slices, name, rows=g.rows(idx))
         for name, repeat in g.consumers:
             if g.spans_of(name):
                 pieces.setdefault(name, _Pieces()).add(g, name, idx, repeat)
@@ -289,8 +289,8 @@ def batchnorm_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tenso
         for bn in groups[gid].batchnorms:
             if groups[gid].spans_of(bn):
                 pieces.setdefault(bn, _Pieces()).add(groups[gid], bn, idx.long().cpu())
-            else:
-                keeps[bn] = idx.long().cpu()
+            else:  # rows(): the channels of the kept units (positions of every input group)
+                keeps[bn] = groups[gid].rows(idx.long().cpu())
     keeps.update({bn: p.kept() for bn, p in pieces.items()})
     return keeps
 

@@ -31,6 +31,7 @@ class Members:
     # (consumer or batchnorm, channel offset, total channels) when it reads a concatenation
     spans: list[tuple[str, int, int]] = field(default_factory=list)
     parts: list[tuple[int, int]] = field(default_factory=list)  # a concatenation: (element, offset)
+    grouped: list[tuple[str, int]] = field(default_factory=list)  # (grouped conv reading it, groups)
 
 
 class ChannelSets:
@@ -71,6 +72,8 @@ class ChannelSets:
             if not cat.parts:
                 continue
             spans = {n: (o, tot) for n, o, tot in cat.spans}
+            if cat.grouped:
+                cat.reasons.append(f"read by grouped convolution '{cat.grouped[0][0]}' after a concatenation")
             if cat.depthwise:
                 cat.reasons.append(f"read by depthwise convolution '{cat.depthwise[0]}' after a concatenation")
             for part, offset in cat.parts:
@@ -129,7 +132,26 @@ class ChannelSets:
             g.consumers += m.consumers
             g.reasons += m.reasons
             g.spans += m.spans
+            g.grouped += m.grouped
         return [m for m in merged.values() if m.producers or m.embeddings]
+
+    @staticmethod
+    def _grouped_chunks(m: Members, reasons: list[str]) -> int:
+        """Channels read by grouped convolutions (groups g) are pruned at the same positions
+        in each of the g input groups, so every group's weight loses the same columns: the
+        group's units are positions, its rows g chunks of them. Only when nothing else
+        reads or slices those channels (1 otherwise, with the reason)."""
+        if not m.grouped:
+            return 1
+        name, g = m.grouped[0]
+        readers = {n for n, _ in m.grouped}
+        others = [n for n, _ in m.consumers if n not in readers]
+        if {k for _, k in m.grouped} != {g} or others or m.depthwise or m.spans or m.embeddings \
+                or m.segments > 1 or m.size % g:
+            reasons.append(f"read by grouped convolution '{name}' (groups={g}) and by other layers; "
+                           "only channels that grouped convolutions alone read are pruned")
+            return 1
+        return g
 
     def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
         self._distribute()
@@ -144,15 +166,17 @@ class ChannelSets:
             if m.size % m.segments:
                 reasons.append(f"split by grouped convolutions into {m.segments} groups, "
                                f"which {m.size} channels do not divide evenly")
+            chunks = self._grouped_chunks(m, reasons)
             reason = ""
             if reasons:
                 more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
                 reason = f"its output channels are {reasons[0]}{more}"
-            elif m.size // m.segments < 2:
+            elif m.size // m.segments // chunks < 2:
                 reason = "it has a single output channel (per group), and at least one is always kept"
             segments = m.segments if m.size % m.segments == 0 else 1
             groups.append(ChannelGroup(
-                sorted(producers + embeddings, key=rank)[0], "channels", m.size, tuple(producers),
+                sorted(producers + embeddings, key=rank)[0], "channels", m.size // chunks, tuple(producers),
+                row_chunks=chunks,
                 embeddings=tuple(embeddings), segments=segments, spans=tuple(dict.fromkeys(m.spans)),
                 batchnorms=tuple(dict.fromkeys(m.batchnorms)),
                 depthwise=tuple(dict.fromkeys(m.depthwise)),

@@ -4,8 +4,9 @@ Every call of a Conv/Linear/Embedding kernel creates channels (a union-find elem
 analysis follows them through channel-wise layers (BatchNorm and its subclasses, depthwise
 conv, activations, dropout, pooling, scalar scaling, flatten) to the kernels that read them,
 and merges elements that a residual add or a squeeze-and-excitation gate (x * gate(x)) ties
-together. A grouped convolution's outputs are pruned evenly per group. Anything it does not
-understand (LayerNorm, permute, indexing, a grouped conv's inputs, the model output, ...)
+together. A grouped convolution's outputs are pruned evenly per group, its inputs at the same
+positions of every group. Anything it does not understand (LayerNorm, permute, indexing, the
+model output, ...)
 marks the group "not prunable" with the reason, so pruning is never applied where removing a
 channel could change the function.
 """
@@ -220,8 +221,12 @@ class _Analysis(ChannelSets):
                 self._pass(node, src)
             return
         if conv.groups > 1:  # each group keeps the same number of its output channels
-            self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups}), whose "
-                              "groups would each lose different input columns")
+            if src is not None and src.dim == 1 and src.repeat == 1 and self.members[src.elem].size == conv.in_channels:
+                self.members[src.elem].grouped.append((name, conv.groups))  # inputs: see ChannelSets
+                self.members[src.elem].consumers.append((name, 1))
+            else:
+                self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups}) along "
+                                  "another dimension")
             e = self._new(conv.out_channels, name, segments=conv.groups)
         else:
             self._consume(src, name, dim=1, width=conv.in_channels)

@@ -186,7 +186,7 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
         for name in g.producers + g.embeddings + g.depthwise:
             s = by_name[name]
             s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
-            s.prune_segments = g.segments
+            s.prune_segments = g.segments * (g.row_chunks if g.kind == "channels" else 1)
             if g.kind == "heads":  # keep_ratio counts heads (hirelc.cost.prune_units)
                 s.n_heads = g.size
             s.consumers = tuple(c for c, _ in g.consumers)
