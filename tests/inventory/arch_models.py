@@ -257,8 +257,18 @@ def randomize_norms_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def prenorm_vit() -> nn.Module:
+    """timm's current layout (heads merged with reshape(B, N, -1)): the whole residual stream
+    (patch embedding, cls token, position embedding, LayerNorms, attention and MLP outputs) is
+    prunable."""
+    from inventory.toy_models import TinyViT
+
+    return TinyViT(dim=32, heads=4, depth=2)
+
+
 # name -> (factory, example input factory)
 ARCH_MODELS = {
+    "prenorm_vit": (prenorm_vit, lambda: torch.randn(2, 3, 8, 8)),
     "width_vit": (WidthViT, lambda: torch.randn(2, 3, 16, 16)),
     "efficientnetish": (EfficientNetish, lambda: torch.randn(2, 3, 16, 16)),
     "tiny_bert": (TinyBert, lambda: torch.randint(0, 50, (2, 12))),

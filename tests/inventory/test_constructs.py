@@ -170,3 +170,24 @@ def test_coverage_classes_sum_to_the_parameters():
     assert c.kernels + c.fp32_by_design + c.unsupported == c.total
     assert c.total == sum(p.numel() for p in TinyBert().parameters())  # the tied matrix once
     assert c.prunable_rows < c.prunable <= c.kernels and c.unsupported == 0
+
+
+def test_the_residual_stream_shrinks_everywhere_it_is_read_and_written():
+    from inventory.arch_models import prenorm_vit
+
+    from hirelc.compress.apply import apply_plan, to_physical
+    from hirelc.compress.tokens import MaskedLayerNorm
+
+    model, x = prenorm_vit().eval(), torch.randn(2, 3, 8, 8)
+    inv = inspect(model, x)
+    half = Plan.uniform(inv, bits=8, keep_ratio=0.5)  # the stream's producers all ask for half
+    plan = Plan({n: half[n] for n in inv.groups["patch_embed"].producers})
+    small = apply_plan(model, plan, inventory=inv)
+    assert isinstance(small.norm, MaskedLayerNorm)  # statistics over the kept channels only
+    plain = to_physical(small)
+    assert plain.cls_token.shape == (1, 1, 16) and plain.pos_embed.shape == (1, 5, 16)
+    assert type(plain.norm) is nn.LayerNorm and plain.norm.normalized_shape == (16,)
+    assert plain.blocks[0].attn.qkv.weight.shape == (96, 16) and plain.blocks[0].attn.proj.weight.shape == (16, 32)
+    assert plain.head.in_features == 16 and plain.patch_embed.out_channels == 16
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), small(x), rtol=0, atol=1e-5)

@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from hirelc.compress.prune import KernelSlice, batchnorm_keeps, kept_indices, kernel_slices, reslice_
+from hirelc.compress.prune import KernelSlice, batchnorm_keeps, kept_indices, kernel_slices, reslice_, stream_keeps
 from hirelc.compress.quantize import fake_quantize
+from hirelc.compress.tokens import KeepAlong, mask_layernorm_
 from hirelc.inventory import ChannelGroup, Inventory, KernelRef, find_kernels, inspect
 from hirelc.plan import LayerConfig, Plan
 
@@ -170,6 +171,18 @@ def _mask_batchnorms(
                 parametrize.register_parametrization(bn, name, KeepMask(len(p), idx, p.device))
 
 
+def _mask_stream(model: nn.Module, groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> None:
+    """LayerNorms over a pruned residual stream normalise over the kept channels only; its
+    bare parameters (cls token, position embedding) are masked (hirelc.compress.tokens)."""
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        mask_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        head, _, name = path.rpartition(".")
+        owner = model.get_submodule(head) if head else model
+        p = getattr(owner, name)
+        parametrize.register_parametrization(owner, name, KeepAlong(p.shape[dim], dim, p.dim(), idx, p.device))
+
+
 def apply_plan(
     model: nn.Module,
     plan: Plan,
@@ -203,6 +216,7 @@ def apply_plan(
     out = copy.deepcopy(model)
     _parametrize_kernels(out, plan, refs, kernel_slices(groups, kept))
     _mask_batchnorms(out, groups, kept)
+    _mask_stream(out, groups, kept)
     setattr(out, STATE_ATTR, CompressionState(plan, inv, kept, refs))
     return out
 

@@ -35,6 +35,7 @@ from torch.nn.utils import parametrize
 
 from hirelc.compress.mha import keep_heads_
 from hirelc.compress.slots import pad_heads_
+from hirelc.compress.tokens import mask_layernorm_, mask_param_, slice_layernorm_, slice_param_
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import is_depthwise
@@ -51,6 +52,7 @@ __all__ = [
     "kernel_slices",
     "prune_physically",
     "select_kept",
+    "stream_keeps",
 ]
 
 CRITERIA = ("l1", "l2")
@@ -326,7 +328,18 @@ def apply_masks_(
         for p in (bn.weight, bn.bias):
             if p is not None:
                 p.mul_(_unit_mask(p.shape[0], idx).to(p.device))
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        mask_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        mask_param_(model, path, dim, idx)
     return model
+
+
+def stream_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor], what: str) -> dict:
+    """LayerNorm path (what="layernorms") or (parameter path, dim) (what="params") -> kept
+    channels, for every one a pruned group slices (`hirelc.compress.tokens`)."""
+    return {member: groups[gid].rows(idx.long().cpu()) for gid, idx in kept.items()
+            for member in getattr(groups[gid], what)}
 
 
 def _new_param(old: Tensor, value: Tensor) -> nn.Parameter:
@@ -380,6 +393,10 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
         _slice_kernel(model, name, sl)
     for path, idx in batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        slice_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        slice_param_(model, path, dim, idx)
     for gid, idx in kept.items():
         g = groups[gid]
         if g.kind == "heads" and g.padded:  # the module's code keeps every head slot

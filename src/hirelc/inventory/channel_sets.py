@@ -32,6 +32,8 @@ class Members:
     spans: list[tuple[str, int, int]] = field(default_factory=list)
     parts: list[tuple[int, int]] = field(default_factory=list)  # a concatenation: (element, offset)
     grouped: list[tuple[str, int]] = field(default_factory=list)  # (grouped conv reading it, groups)
+    layernorms: list[str] = field(default_factory=list)  # LayerNorms over exactly these channels
+    params: list[tuple[str, int]] = field(default_factory=list)  # (parameter path, its channel dim)
 
 
 class ChannelSets:
@@ -72,6 +74,8 @@ class ChannelSets:
             if not cat.parts:
                 continue
             spans = {n: (o, tot) for n, o, tot in cat.spans}
+            if cat.layernorms or cat.params:
+                cat.reasons.append("normalised or offset by a parameter after a concatenation")
             if cat.grouped:
                 cat.reasons.append(f"read by grouped convolution '{cat.grouped[0][0]}' after a concatenation")
             if cat.depthwise:
@@ -98,7 +102,8 @@ class ChannelSets:
             sliced = {n for n, _, _ in m.spans}  # a slice of a concatenation: not the same columns
             keys = [("rows", n) for n in m.producers + m.depthwise]
             keys += [("bn", n) for n in m.batchnorms if n not in sliced]
-            keys += [("columns", n) for n in m.embeddings]
+            keys += [("columns", n) for n in m.embeddings] + [("ln", n) for n in m.layernorms]
+            keys += [("param", n) for n, _ in m.params]
             keys += [("columns", n) for n, _ in m.consumers if n not in sliced]
             for n, r in m.consumers:
                 repeats.setdefault(n, set()).add(r)
@@ -133,6 +138,8 @@ class ChannelSets:
             g.reasons += m.reasons
             g.spans += m.spans
             g.grouped += m.grouped
+            g.layernorms += m.layernorms
+            g.params += m.params
         return [m for m in merged.values() if m.producers or m.embeddings]
 
     @staticmethod
@@ -178,7 +185,8 @@ class ChannelSets:
                 sorted(producers + embeddings, key=rank)[0], "channels", m.size // chunks, tuple(producers),
                 row_chunks=chunks,
                 embeddings=tuple(embeddings), segments=segments, spans=tuple(dict.fromkeys(m.spans)),
-                batchnorms=tuple(dict.fromkeys(m.batchnorms)),
+                batchnorms=tuple(dict.fromkeys(m.batchnorms)), layernorms=tuple(dict.fromkeys(m.layernorms)),
+                params=tuple(dict.fromkeys(m.params)),
                 depthwise=tuple(dict.fromkeys(m.depthwise)),
                 consumers=tuple(dict.fromkeys(m.consumers)),
                 prunable=not reason, reason=reason,

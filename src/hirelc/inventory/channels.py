@@ -25,7 +25,9 @@ from torch import fx, nn
 from hirelc.inventory.channel_sets import ChannelSets, Members
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention, is_depthwise
+from hirelc.inventory.nodes import _arg, _describe, _shape, _Track
 from hirelc.inventory.norms import batchnorm_reason
+from hirelc.inventory.tokens import PERMUTES, TokenOps
 
 PASSTHROUGH_MODULES = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
@@ -57,16 +59,6 @@ SHAPE_METHODS = {"size", "dim", "numel"}
 SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
 
 
-@dataclass(frozen=True)
-class _Track:
-    """Where a traced tensor carries an element's channels: dim `dim`, each channel owning
-    `repeat` consecutive entries of that dim (repeat > 1 after a flatten of C x H x W)."""
-
-    elem: int
-    dim: int
-    repeat: int = 1
-
-
 @dataclass
 class ChannelFlow:
     """Result of the analysis."""
@@ -77,25 +69,7 @@ class ChannelFlow:
     leaf_calls: set[str]  # paths of every module called as a unit
 
 
-def _shape(node: object) -> tuple[int, ...] | None:
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(meta.shape) if hasattr(meta, "shape") else None
-
-
-def _describe(node: fx.Node) -> str:
-    if node.op == "call_method":
-        return f"Tensor.{node.target}() (node '{node.name}')"
-    name = getattr(node.target, "__name__", str(node.target))
-    return f"{name} (node '{node.name}')"
-
-
-def _arg(node: fx.Node, index: int, name: str, default: object = None) -> object:
-    if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(name, default)
-
-
-class _Analysis(ChannelSets):
+class _Analysis(TokenOps, ChannelSets):
     """One pass over the graph in topological order, then the union-find is resolved."""
 
     def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef], prefix: str = "") -> None:
@@ -149,7 +123,10 @@ class _Analysis(ChannelSets):
         ref = self.kernels.get(path)
         if is_attention(mod):
             self.attention_calls.append(path)
-            self._unknown(node, f"read by attention module '{path}', which is pruned only by heads")
+            if not self._attention_on_stream(node, path, mod):
+                self._unknown(node, f"read by attention module '{path}' in a way the analysis does not follow")
+        elif isinstance(mod, nn.LayerNorm):
+            self._layernorm(node, path, mod)
         elif isinstance(mod, nn.MultiheadAttention):
             self._unknown(node, f"read by nn.MultiheadAttention '{path}'")
         elif ref is not None and isinstance(mod, (nn.Conv1d, nn.Conv2d)):
@@ -190,7 +167,9 @@ class _Analysis(ChannelSets):
         elif t in (torch.cat, torch.concat) and not is_method:
             self._cat(node)
         elif t is operator.getitem:
-            self._unknown(node, f"indexed or sliced by {_describe(node)}")
+            self._index(node)
+        elif t in PERMUTES:
+            self._permute(node)
         else:
             self._unknown(node)
 
@@ -247,6 +226,8 @@ class _Analysis(ChannelSets):
         if not isinstance(dim, int) or out is None or all(t is None for t in tracks):
             return self._unknown(node)
         dim %= len(out)
+        if all(t is None or t.dim != dim for t in tracks):  # along tokens: channels shared
+            return self._cat_along_tokens(node, list(tensors), tracks, dim)
         if any(t is not None and (t.dim != dim or t.repeat != 1) for t in tracks):
             return self._unknown(node, f"concatenated along another dimension by {_describe(node)}")
         self.parent.append(len(self.parent))
@@ -352,8 +333,12 @@ class _Analysis(ChannelSets):
         ta = self.track.get(a) if isinstance(a, fx.Node) else None
         tb = self.track.get(b) if isinstance(b, fx.Node) else None
         if ta is not None and tb is not None:
-            if ta.dim == tb.dim and ta.repeat == tb.repeat and _shape(a) == _shape(b) == _shape(node):
+            sa, sb, out = _shape(a), _shape(b), _shape(node)
+            aligned = ta.dim - len(sa) == tb.dim - len(sb)  # broadcasting aligns trailing dims
+            if ta.dim == tb.dim and ta.repeat == tb.repeat and sa == sb == out:
                 self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim, ta.repeat))
+            elif aligned and ta.repeat == tb.repeat == 1 and out in (sa, sb):  # word + position
+                self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim - len(sa) + len(out)))
             else:
                 for t in (ta, tb):
                     self._poison(t, f"added to a tensor of another layout by {_describe(node)}")
@@ -361,7 +346,11 @@ class _Analysis(ChannelSets):
         t, other = (ta, b) if ta is not None else (tb, a)
         if t is None:
             return
-        if isinstance(other, (int, float)) and _shape(node) == _shape(a if ta is not None else b):
+        same_shape = _shape(node) == _shape(a if ta is not None else b)
+        if isinstance(other, (int, float)) and same_shape:
+            self._pass(node, t)
+        elif same_shape and node.target not in ("sub", "sub_", operator.sub, operator.isub, torch.sub) \
+                and self._attach_param(t, other, len(_shape(node))):  # + a position embedding
             self._pass(node, t)
         else:
             self._poison(t, f"added to a tensor whose channels cannot be removed by {_describe(node)}")

@@ -18,6 +18,10 @@ the group itself, so export and apply need nothing else:
 - `spans`: `(consumer or BatchNorm, channel offset, total channels)` for each member that
   reads the group as a slice of a concatenation (`torch.cat` of branches): its channel `c`
   is that member's channel `offset + c` (columns scaled by the consumer's repeat).
+- `layernorms`: LayerNorms normalising exactly these channels (sliced; the masked model
+  normalises over the kept channels only, `hirelc.compress.tokens`).
+- `params`: `(parameter path, dim)` of bare parameters in the stream (cls token, position
+  embedding), sliced along `dim`.
 - `consumers`: `(kernel name, repeat)`: kernels reading the channels as input columns along
   weight dim 1; channel `c` owns columns `[c * repeat, (c + 1) * repeat)` (repeat > 1 for a
   Linear after a flatten of C x H x W, or `head_dim` for an attention output projection).
@@ -59,6 +63,8 @@ class ChannelGroup:
     embeddings: tuple[str, ...] = ()  # kernels whose columns create the channels
     segments: int = 1  # equal segments of units that each keep the same count
     spans: tuple[tuple[str, int, int], ...] = ()  # members reading a concatenation
+    layernorms: tuple[str, ...] = ()  # LayerNorms over exactly these channels
+    params: tuple[tuple[str, int], ...] = ()  # (parameter path, dim) sliced with the channels
     heads_attr: str = "num_heads"  # heads: the attribute of `module` holding the head count
     padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
 
@@ -110,13 +116,15 @@ class ChannelGroup:
             "row_chunks": self.row_chunks, "depthwise": list(self.depthwise),
             "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
             "spans": [list(x) for x in self.spans], "heads_attr": self.heads_attr,
+            "layernorms": list(self.layernorms), "params": [list(x) for x in self.params],
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelGroup":
         d = dict(d)
-        for key in ("producers", "batchnorms", "depthwise", "embeddings"):
+        for key in ("producers", "batchnorms", "depthwise", "embeddings", "layernorms"):
             d[key] = tuple(d.get(key, ()))
         d["consumers"] = tuple((str(n), int(r)) for n, r in d.get("consumers", ()))
         d["spans"] = tuple((str(n), int(o), int(t)) for n, o, t in d.get("spans", ()))
+        d["params"] = tuple((str(n), int(k)) for n, k in d.get("params", ()))
         return cls(**d)

@@ -25,7 +25,7 @@ from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import KernelRef, is_timm_attention, split_attention_parts
 
 
-def _parts(attn: nn.Module) -> tuple[str, list[str], str, int]:
+def attention_parts(attn: nn.Module) -> tuple[str, list[str], str, int]:
     """(head-count attribute, producer child names, output child name, rows per head chunk)."""
     if is_timm_attention(attn):
         return "num_heads", ["qkv"], "proj", 3
@@ -36,7 +36,7 @@ def _parts(attn: nn.Module) -> tuple[str, list[str], str, int]:
 def head_group(model: nn.Module, path: str, kernels: Mapping[str, KernelRef]) -> ChannelGroup:
     """The head group of the attention module at `path`, with static feasibility checks."""
     attn = model.get_submodule(path)
-    attr, producers, out, chunks = _parts(attn)
+    attr, producers, out, chunks = attention_parts(attn)
     prefix = f"{path}." if path else ""
     refs = [kernels[prefix + p] for p in producers]
     proj = kernels[prefix + out]
