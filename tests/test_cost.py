@@ -178,3 +178,12 @@ def test_errors():
         stripes_speedup([spec], {})
     with pytest.raises(ValueError, match="at least one"):
         avg_bits([], {})
+
+
+def test_an_embedding_keeps_its_token_rows_and_loses_columns_like_its_consumer():
+    emb = LayerSpec("emb", "embedding", (100, 8), n_macs=0, prunable=True, prune_group="emb", consumers=("fc",))
+    fc = LayerSpec("fc", "linear", (4, 8), n_macs=32)
+    from hirelc.cost import prune_units
+
+    assert prune_units(emb) == 8
+    assert kept_shapes([emb, fc], {"emb": LayerConfig(4, keep_ratio=0.5)}) == {"emb": (100, 4), "fc": (4, 4)}

@@ -208,7 +208,8 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     model = create_model(args.model, data.in_channels, data.num_classes, data.image_size)
     inv = inspect(model, data.example_input())
     if args.json:
-        out.print_json(json.dumps({"layers": [s.to_dict() for s in inv], "uncompressed": inv.unsupported}))
+        out.print_json(json.dumps({"layers": [s.to_dict() for s in inv], "uncompressed": inv.unsupported,
+                                   "coverage": inv.coverage.to_dict()}))
         return
     table = Table("#", "layer", "kind", "weight shape", "params", "MACs", "block", "prunable", box=None)
     for s in inv:
@@ -220,6 +221,9 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
             out.print(f"not prunable: {s.name}: {s.prune_reason}")
     for name, reason in inv.unsupported:
         out.print(f"kept uncompressed: {name} ({reason})")
+    out.print(f"coverage of the {inv.coverage.total:,} parameters (what the search can reach):", markup=False)
+    for line in inv.coverage.lines():
+        out.print(f"  {line}", markup=False)
 
 
 def _load_plan(path: str) -> Any:

@@ -75,9 +75,9 @@ def prune_units(spec: LayerSpec) -> int:
     >>> prune_units(LayerSpec("qkv", "attn_qkv", (96, 32), n_macs=0, n_heads=4))
     4
     """
-    if spec.kind in ("attn_qkv", "mha_in_proj") and spec.n_heads:
+    if spec.n_heads and spec.kind not in ("attn_proj", "mha_out_proj"):  # a head producer
         return spec.n_heads
-    return spec.out_channels
+    return spec.channels  # an embedding's channels are its columns
 
 
 def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, tuple[int, int]]:
@@ -89,9 +89,9 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     from the plan ask for 1.0.
     Columns: a kernel listed in its producers' `consumers` loses the input channels its
     producers' groups drop; with several producer groups (a channel concat) the kept
-    fraction is their kept channels over their channels. Grouped / depthwise convs keep
-    their columns (in_channels / groups): the inventory ties them to their producer's
-    group, so their rows shrink instead. Hand-built specs without `consumers` keep all
+    fraction is their kept channels over their channels. Depthwise convs keep their one
+    column: the inventory ties them to their producer's group, so their rows shrink
+    instead; a grouped conv loses the same fraction of its columns (in_channels / groups). Hand-built specs without `consumers` keep all
     columns.
 
     >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, consumers=("b",))
@@ -108,8 +108,12 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     shapes = {}
     for s in specs:
         rows, cols = s.out_channels, math.prod(s.weight_shape[1:])
+        if s.kind == "embedding":  # rows are tokens; pruning keeps columns
+            shapes[s.name] = (rows, max(1, round(cols * row_frac[s.name])))
+            continue
         kept_rows = max(1, round(rows * row_frac[s.name]))
-        col_frac = _input_fraction(producers.get(s.name, []), row_frac) if s.conv_groups == 1 else 1
+        depthwise = s.conv_groups > 1 and s.weight_shape[1] == 1  # its rows shrink instead
+        col_frac = 1 if depthwise else _input_fraction(producers.get(s.name, []), row_frac)
         shapes[s.name] = (kept_rows, max(1, round(cols * col_frac)))
     return shapes
 
@@ -132,8 +136,8 @@ def _group_fractions(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]
     for s in specs:
         group = s.prune_group or s.name
         keep_ratio = plan[s.name].keep_ratio if s.name in plan else 1.0
-        units = prune_units(s)
-        frac = Fraction(kept_count(units, keep_ratio), units)  # exact, so rows stay integers
+        units, segments = prune_units(s), s.prune_segments  # a grouped conv: the same count per group
+        frac = Fraction(kept_count(units // segments, keep_ratio) * segments, units)  # exact
         asked[group] = max(asked.get(group, Fraction(0)), frac)
     return asked
 
@@ -146,8 +150,8 @@ def _input_fraction(producers: list[LayerSpec], row_frac: Mapping[str, Fraction]
         seen.setdefault(p.prune_group or p.name, p)
     if not seen:
         return Fraction(1)
-    total = sum(p.out_channels for p in seen.values())
-    kept = sum(p.out_channels * row_frac[p.name] for p in seen.values())
+    total = sum(p.channels for p in seen.values())
+    kept = sum(p.channels * row_frac[p.name] for p in seen.values())
     return Fraction(kept) / total
 
 

@@ -40,29 +40,43 @@ def test_linear_after_flatten_reads_each_channel_as_h_times_w_features():
     assert inv.prunable_names() == ["conv1", "conv2", "fc1", "fc2"]
 
 
-def test_vit_prunes_mlp_hidden_and_heads_but_not_the_residual_stream():
+def test_vit_prunes_heads_mlp_hidden_and_the_residual_stream():
     inv = inspect(TinyViT(dim=16, heads=4), torch.randn(2, 3, 8, 8))
     heads = inv.groups["blocks.0.attn.qkv"]
     assert (heads.kind, heads.size, heads.unit, heads.row_chunks) == ("heads", 4, 4, 3)
     assert heads.module == "blocks.0.attn" and heads.consumers == (("blocks.0.attn.proj", 4),)
     assert heads.prunable
     assert inv.groups["blocks.0.mlp.fc1"].consumers == (("blocks.0.mlp.fc2", 1),)
-    assert set(inv.prunable_names()) == {
-        "blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.1.attn.qkv", "blocks.1.mlp.fc1"}
-    for name in ("patch_embed", "blocks.0.mlp.fc2", "blocks.1.attn.proj", "head"):
-        assert not inv.spec(name).prunable and inv.spec(name).prune_reason
+    stream = inv.groups["patch_embed"]  # the embedding width, from the patch embedding to the head
+    assert stream.prunable, stream.reason
+    assert stream.producers == ("patch_embed", "blocks.0.attn.proj", "blocks.0.mlp.fc2",
+                                "blocks.1.attn.proj", "blocks.1.mlp.fc2")
+    assert set(stream.layernorms) == {"blocks.0.norm1", "blocks.0.norm2", "blocks.1.norm1", "blocks.1.norm2", "norm"}
+    assert set(stream.params) == {("cls_token", 2), ("pos_embed", 2)}
+    assert {c for c, _ in stream.consumers} == {"blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.1.attn.qkv",
+                                                "blocks.1.mlp.fc1", "head"}
+    assert not inv.spec("head").prunable and "model output" in inv.spec("head").prune_reason
 
 
-def test_attention_that_reshapes_with_the_input_width_is_not_head_prunable():
+def test_attention_whose_code_needs_the_input_width_keeps_the_stream_whole():
     inv = inspect(TinyViT(attention=TimmAttention), torch.randn(2, 3, 8, 8))
-    spec = inv.spec("blocks.0.attn.qkv")
-    assert not spec.prunable and "fails after removing a head" in spec.prune_reason
+    spec = inv.spec("patch_embed")
+    assert not spec.prunable and "fails with one channel fewer" in spec.prune_reason
 
 
-def test_multihead_attention_is_not_prunable():
+def test_attention_that_reshapes_with_the_input_width_prunes_heads_in_zero_filled_slots():
+    inv = inspect(TinyViT(attention=TimmAttention), torch.randn(2, 3, 8, 8))
+    spec, group = inv.spec("blocks.0.attn.qkv"), inv.groups["blocks.0.attn.qkv"]
+    assert spec.prunable and group.padded and group.kind == "heads"
+    assert not inv.groups["blocks.0.attn.qkv"].reason
+
+
+def test_multihead_attention_prunes_heads_but_not_its_input():
     inv = inspect(MHAModel(), torch.randn(2, 5, 6))
-    assert "cannot change its head count" in inv.spec("attn.in_proj").prune_reason
-    assert not inv.spec("embed").prunable  # read by the MHA, whose in_proj cannot shrink
+    heads = inv.groups["attn.in_proj"]
+    assert (heads.kind, heads.size, heads.unit, heads.row_chunks, heads.module) == ("heads", 2, 8, 3, "attn")
+    assert heads.prunable and heads.consumers == (("attn.out_proj", 8),)
+    assert not inv.spec("embed").prunable  # read by the MHA as its full-width query
 
 
 class _Poisoned(nn.Module):
@@ -76,35 +90,65 @@ class _Poisoned(nn.Module):
         self.c = nn.Conv2d(12, 4, 1)
         self.norm = nn.GroupNorm(2, 6)
         self.grouped = nn.Conv2d(6, 4, 1, groups=2)
+        self.gamma = nn.Parameter(torch.rand(1, 6, 1, 1))
+        self.d = nn.Conv2d(3, 4, 1)
+        self.register_buffer("pad", torch.zeros(2, 6, 1, 5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
-        if self.op == "cat":
-            return self.c(torch.cat([h, h], dim=1))
+        if self.op == "cat":  # along positions, with a constant whose channels cannot shrink
+            return self.b(torch.cat([h, self.pad], dim=2))
         if self.op == "groupnorm":
             return self.b(self.norm(h))
-        if self.op == "permute":
-            return self.b(h.permute(0, 1, 3, 2))
-        if self.op == "index":
-            return self.b(h[:, :, 1:, 1:])
-        if self.op == "grouped":
-            return self.grouped(h)
+        if self.op == "index":  # some channels only
+            return self.d(h[:, :3])
+        if self.op == "grouped":  # read by a grouped conv and by an ordinary one
+            return self.grouped(h) + self.b(h)
         if self.op == "output":
             return self.b(h), h
         if self.op == "scale_by_tensor":
-            return self.b(h * h.mean(dim=(2, 3), keepdim=True))
+            return self.b(h * self.gamma)  # a parameter: its entries are not sliced
         return self.b(h * 0.5 + 1.0)  # "scalar": channel-wise, stays prunable
 
 
 @pytest.mark.parametrize(
     "op, words",
-    [("cat", "cat"), ("groupnorm", "GroupNorm"), ("permute", "permute"), ("index", "indexed"),
+    [("cat", "concatenated with a tensor whose channels"), ("groupnorm", "GroupNorm"),
+     ("index", "indexed along its channels"),
      ("grouped", "grouped convolution"), ("output", "model output"), ("scale_by_tensor", "scaled")],
 )
 def test_ops_the_analysis_does_not_understand_block_pruning(op, words):
     inv = inspect(_Poisoned(op), torch.randn(2, 3, 5, 5))
     spec = inv.spec("a")
     assert not spec.prunable and words in spec.prune_reason and spec.prune_group == "a"
+
+
+def test_a_tensor_concatenated_with_itself_owns_two_slices_of_the_consumer():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.c = nn.Conv2d(3, 6, 1), nn.Conv2d(12, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x))
+            return self.c(torch.cat([h, h], dim=1))
+
+    g = inspect(Twice(), torch.randn(2, 3, 5, 5)).groups["a"]
+    assert g.prunable and g.spans == (("c", 0, 12), ("c", 6, 12))
+
+
+def test_permutes_and_indexing_of_other_dims_move_the_channels_along():
+    class Moves(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.fc = nn.Conv2d(3, 6, 1), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x)).permute(0, 2, 3, 1)  # (B, H, W, C)
+            return self.fc(h[:, 1:, 0].transpose(1, 2).transpose(1, 2))  # (B, H-1, C)
+
+    inv = inspect(Moves(), torch.randn(2, 3, 5, 5))
+    assert inv.spec("a").prunable and inv.groups["a"].consumers == (("fc", 1),)
 
 
 def test_scalar_arithmetic_is_channel_wise():

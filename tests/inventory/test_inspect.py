@@ -70,8 +70,8 @@ def test_multihead_attention_projections():
     assert in_proj.n_macs == 3 * 5 * 16 * 16  # q, k and v of 5 tokens, each 16 x 16
     assert out_proj.n_macs == 5 * 16 * 16
     assert [s.name for s in inv] == ["embed", "attn.in_proj", "attn.out_proj", "fc"]
-    for s in (in_proj, out_proj):
-        assert not s.prunable and "cannot change its head count" in s.prune_reason
+    assert in_proj.prunable and in_proj.consumers == ("attn.out_proj",)  # heads, through in_proj
+    assert not out_proj.prunable and "columns shrink with the pruned heads" in out_proj.prune_reason
 
 
 def test_timm_style_vit_block(caplog):
@@ -131,11 +131,13 @@ def test_unsupported_layers_are_listed_and_warned(caplog):
     with caplog.at_level(logging.WARNING):
         inv = inspect(_WithUnsupported(), torch.randint(0, 10, (4,)))
     unsupported = dict(inv.unsupported)
-    assert set(unsupported) == {"emb", "custom", "bn"}
-    assert "Embedding" in unsupported["emb"] and "mix (6, 6)" in unsupported["custom"]
+    assert set(unsupported) == {"custom", "bn"}  # an Embedding is a kernel
+    assert "mix (6, 6)" in unsupported["custom"]
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "'emb'" in warned and "'custom'" in warned and "'bn'" not in warned
-    assert [s.name for s in inv] == ["fc"]
+    assert "'custom'" in warned and "'bn'" not in warned
+    assert [(s.name, s.kind) for s in inv] == [("emb", "embedding"), ("fc", "linear")]
+    cov = inv.coverage  # 60 embedding + 12 fc weights; 36 custom; 12 bn + 2 fc bias
+    assert (cov.total, cov.kernels, cov.unsupported, cov.fp32_by_design) == (122, 72, 36, 14)
 
 
 def test_untraceable_model_still_inspects():

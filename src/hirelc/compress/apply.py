@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from hirelc.compress.prune import KernelSlice, kept_indices, kernel_slices, reslice_
+from hirelc.compress.prune import KernelSlice, batchnorm_keeps, kept_indices, kernel_slices, reslice_, stream_keeps
 from hirelc.compress.quantize import fake_quantize
+from hirelc.compress.tokens import KeepAlong, mask_layernorm_
 from hirelc.inventory import ChannelGroup, Inventory, KernelRef, find_kernels, inspect
 from hirelc.plan import LayerConfig, Plan
 
@@ -139,29 +140,47 @@ def _validate(plan: Plan, inv: Inventory) -> None:
                              f"it cannot be pruned: {spec.prune_reason}; use keep_ratio=1.0")
 
 
+def _holders(ref: KernelRef) -> list[tuple[str, str]]:
+    """(module path, attribute) of every place holding a kernel's weight tensor: the kernel,
+    its aliases (other kernels tied to it), and non-kernel modules tied to it."""
+    return [(p, ref.param) for p in (ref.module, *ref.aliases)] + list(ref.tied)
+
+
 def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, KernelRef],
                          slices: Mapping[str, KernelSlice]) -> None:
     for name in dict.fromkeys([*plan, *slices]):
         ref, sl = refs[name], slices.get(name)
-        for path in (ref.module, *ref.aliases):  # a shared weight is quantized wherever used
+        for path, attr in _holders(ref):  # a shared weight is compressed wherever it is read
             mod = model.get_submodule(path)
-            device = getattr(mod, ref.param).device
-            parametrize.register_parametrization(mod, ref.param, CompressedWeight(plan.get(name), sl, device))
-            bias = getattr(mod, "bias", None) if ref.param == "weight" else None
+            device = getattr(mod, attr).device
+            parametrize.register_parametrization(mod, attr, CompressedWeight(plan.get(name), sl, device))
+            bias_attr = {"weight": "bias", "in_proj_weight": "in_proj_bias"}.get(attr)
+            bias = getattr(mod, bias_attr, None) if bias_attr and (path, attr) not in ref.tied else None
             if sl is not None and sl.rows is not None and bias is not None:
-                parametrize.register_parametrization(mod, "bias", KeepMask(len(bias), sl.rows, bias.device))
+                parametrize.register_parametrization(mod, bias_attr, KeepMask(len(bias), sl.rows, bias.device))
 
 
 def _mask_batchnorms(
     model: nn.Module, groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]
 ) -> None:
-    for gid, idx in kept.items():
-        for path in groups[gid].batchnorms:
-            bn = model.get_submodule(path)
-            for name in ("weight", "bias"):
-                p = getattr(bn, name)
-                if p is not None:
-                    parametrize.register_parametrization(bn, name, KeepMask(len(p), idx, p.device))
+    for path, idx in batchnorm_keeps(groups, kept).items():
+        bn = model.get_submodule(path)
+        for name in ("weight", "bias"):
+            p = getattr(bn, name)
+            if p is not None:
+                parametrize.register_parametrization(bn, name, KeepMask(len(p), idx, p.device))
+
+
+def _mask_stream(model: nn.Module, groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> None:
+    """LayerNorms over a pruned residual stream normalise over the kept channels only; its
+    bare parameters (cls token, position embedding) are masked (hirelc.compress.tokens)."""
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        mask_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        head, _, name = path.rpartition(".")
+        owner = model.get_submodule(head) if head else model
+        p = getattr(owner, name)
+        parametrize.register_parametrization(owner, name, KeepAlong(p.shape[dim], dim, p.dim(), idx, p.device))
 
 
 def apply_plan(
@@ -197,6 +216,7 @@ def apply_plan(
     out = copy.deepcopy(model)
     _parametrize_kernels(out, plan, refs, kernel_slices(groups, kept))
     _mask_batchnorms(out, groups, kept)
+    _mask_stream(out, groups, kept)
     setattr(out, STATE_ATTR, CompressionState(plan, inv, kept, refs))
     return out
 

@@ -6,8 +6,9 @@ same rows, every consumer the matching columns. Kept indices are a dict
 `group id -> LongTensor` of sorted unit indices (channels, or heads for a head group); only
 groups that lose units appear in it.
 
-Kernel names inside a group are module paths of Conv/Linear modules whose weight is
-`.weight` (the inventory never puts `nn.MultiheadAttention` projections in a group).
+Kernel names inside a group are module paths of Conv/Linear/Embedding modules whose weight
+is `.weight`, or `<mha>.in_proj` for the fused input projection of an `nn.MultiheadAttention`
+(`in_proj_weight` / `in_proj_bias`; see `kernel_tensors`).
 
 >>> from hirelc.inventory import inspect
 >>> from hirelc.plan import LayerConfig
@@ -26,12 +27,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from hirelc.compress.mha import keep_heads_
+from hirelc.compress.slices import KernelSlice, batchnorm_keeps, kernel_slices, stream_keeps
+from hirelc.compress.slots import pad_heads_
+from hirelc.compress.tokens import mask_layernorm_, mask_param_, slice_layernorm_, slice_param_
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import is_depthwise
@@ -40,6 +44,7 @@ from hirelc.plan import Plan
 __all__ = [
     "KernelSlice",
     "apply_masks_",
+    "batchnorm_keeps",
     "group_importance",
     "group_keep_count",
     "kept_count",
@@ -47,6 +52,7 @@ __all__ = [
     "kernel_slices",
     "prune_physically",
     "select_kept",
+    "stream_keeps",
 ]
 
 CRITERIA = ("l1", "l2")
@@ -64,19 +70,46 @@ def group_importance(model: nn.Module, group: ChannelGroup, criterion: str = "l1
     if criterion not in CRITERIA:
         raise ValueError(f"unknown pruning criterion {criterion!r}; expected one of {CRITERIA}")
     score = torch.zeros(group.size)
-    for name in group.producers:
-        w = model.get_submodule(name).weight.detach().float().cpu()
-        units = w.reshape(group.row_chunks, group.size, group.unit, -1)  # (chunks, size, unit, cols)
-        units = units.transpose(0, 1)  # (size, chunks, unit, cols)
+    weights = [(_weight(model, n).detach().float().cpu(), False) for n in group.producers]
+    weights += [(_weight(model, n).detach().float().cpu(), True) for n in group.embeddings]
+    for w, by_column in weights:
+        if by_column:  # an embedding's channels are its columns
+            units = w.t()  # (dim, tokens)
+        else:
+            units = w.reshape(group.row_chunks, group.size, group.unit, -1)  # (chunks, size, unit, cols)
+            units = units.transpose(0, 1)  # (size, chunks, unit, cols)
         units = units.reshape(group.size, -1)
         score += units.abs().sum(1) if criterion == "l1" else units.pow(2).sum(1).sqrt()
     return score
 
 
+def kernel_tensors(model: nn.Module, name: str) -> tuple[nn.Module, str, str]:
+    """(module, weight attribute, bias attribute) of the kernel `name`.
+
+    >>> kernel_tensors(nn.Sequential(nn.MultiheadAttention(4, 2)), "0.in_proj")[1:]
+    ('in_proj_weight', 'in_proj_bias')
+    """
+    head, _, leaf = name.rpartition(".")
+    if leaf == "in_proj" and isinstance(model.get_submodule(head), nn.MultiheadAttention):
+        return model.get_submodule(head), "in_proj_weight", "in_proj_bias"
+    return model.get_submodule(name), "weight", "bias"
+
+
+def _weight(model: nn.Module, name: str) -> Tensor:
+    mod, weight, _ = kernel_tensors(model, name)
+    return getattr(mod, weight)
+
+
 def group_keep_count(group: ChannelGroup, keep_ratios: Iterable[float]) -> int:
     """Units kept: the largest count asked by any kernel of the group (ARCHITECTURE: a
-    residual-tied group never prunes more than any of its producers asks)."""
-    return max(kept_count(group.size, float(r)) for r in keep_ratios)
+    residual-tied group never prunes more than any of its producers asks), the same in each
+    of its `segments` (the groups of a grouped convolution).
+
+    >>> group_keep_count(ChannelGroup("c", "channels", 12, ("c",), segments=3), [0.5])
+    6
+    """
+    per_segment = group.size // group.segments
+    return group.segments * max(kept_count(per_segment, float(r)) for r in keep_ratios)
 
 
 def select_kept(scores: Tensor, keep_ratios: float | Iterable[float]) -> Tensor:
@@ -101,7 +134,8 @@ def _top(scores: Tensor, count: int) -> Tensor:
 
 def _group_ratios(group: ChannelGroup, plan: Plan) -> list[float]:
     # a kernel the plan leaves out stays uncompressed: it asks to keep everything
-    return [plan[n].keep_ratio if n in plan else 1.0 for n in group.producers + group.depthwise]
+    names = group.producers + group.embeddings + group.depthwise
+    return [plan[n].keep_ratio if n in plan else 1.0 for n in names]
 
 
 def _scores(model: nn.Module, group: ChannelGroup,
@@ -142,69 +176,17 @@ def kept_indices(
             continue
         count = group_keep_count(g, _group_ratios(g, plan))
         if count < g.size:
-            kept[g.id] = _top(_scores(model, g, importance), count)
+            kept[g.id] = _top_per_segment(_scores(model, g, importance), count, g.segments)
     return kept
 
 
-@dataclass(frozen=True)
-class KernelSlice:
-    """Kept rows (dim 0) and input columns (dim 1) of one kernel's weight; None = all."""
-
-    rows: Tensor | None = None
-    cols: Tensor | None = None
-
-    def mask(self, shape: tuple[int, ...] | torch.Size) -> Tensor:
-        """Boolean mask of `shape`, True on kept weights."""
-        keep_rows = torch.zeros(shape[0], dtype=torch.bool)
-        keep_rows[self.rows if self.rows is not None else slice(None)] = True
-        keep_cols = torch.zeros(shape[1], dtype=torch.bool)
-        keep_cols[self.cols if self.cols is not None else slice(None)] = True
-        mask = keep_rows.view(-1, 1) & keep_cols.view(1, -1)  # (rows, cols)
-        return mask.view(*mask.shape, *([1] * (len(shape) - 2))).expand(*shape)
-
-
-def _merge(slices: dict[str, KernelSlice], name: str, rows: Tensor | None = None,
-           cols: Tensor | None = None) -> None:
-    old = slices.get(name, KernelSlice())
-    if (rows is not None and old.rows is not None) or (cols is not None and old.cols is not None):
-        raise ValueError(f"kernel {name!r} is sliced by two groups on the same dimension")
-    slices[name] = KernelSlice(rows if rows is not None else old.rows,
-                               cols if cols is not None else old.cols)
-
-
-def kernel_slices(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, KernelSlice]:
-    """kernel name -> KernelSlice for every kernel the kept indices shrink.
-
-    >>> from hirelc.inventory import inspect
-    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
-    >>> slices = kernel_slices(inspect(net, torch.randn(1, 1, 8, 8)).groups, {"0": torch.tensor([0, 2])})
-    >>> slices["0"].rows, slices["2"].cols
-    (tensor([0, 2]), tensor([0, 2]))
-    """
-    slices: dict[str, KernelSlice] = {}
-    for gid, idx in kept.items():
-        g = _group(groups, gid)
-        idx = idx.long().cpu()
-        for name in g.producers:
-            _merge(slices, name, rows=g.rows(idx))
-        for name in g.depthwise:
-            _merge(slices, name, rows=idx)
-        for name, _ in g.consumers:
-            _merge(slices, name, cols=g.columns(name, idx))
-    return slices
-
-
-def _group(groups: Mapping[str, ChannelGroup], gid: str) -> ChannelGroup:
-    if gid not in groups:
-        raise ValueError(f"kept indices name group {gid!r}, which is not among the groups")
-    g = groups[gid]
-    if not g.prunable:
-        raise ValueError(f"group {gid!r} cannot be pruned: {g.reason}")
-    return g
-
-
-def _batchnorm_keeps(groups: Mapping[str, ChannelGroup], kept: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {bn: idx.long().cpu() for gid, idx in kept.items() for bn in groups[gid].batchnorms}
+def _top_per_segment(scores: Tensor, count: int, segments: int) -> Tensor:
+    """`_top` within each of `segments` equal consecutive segments, count / segments each."""
+    if segments == 1:
+        return _top(scores, count)
+    per = scores.numel() // segments
+    parts = [_top(seg, count // segments) + i * per for i, seg in enumerate(scores.split(per))]
+    return torch.cat(parts)
 
 
 def _unit_mask(n: int, rows: Tensor) -> Tensor:
@@ -228,15 +210,20 @@ def apply_masks_(
     ([True, True], True)
     """
     for name, sl in kernel_slices(groups, kept).items():
-        mod = model.get_submodule(name)
-        mod.weight.mul_(sl.mask(mod.weight.shape).to(mod.weight.device))
-        if sl.rows is not None and mod.bias is not None:
-            mod.bias.mul_(_unit_mask(mod.bias.shape[0], sl.rows).to(mod.bias.device))
-    for path, idx in _batchnorm_keeps(groups, kept).items():
+        mod, weight_attr, bias_attr = kernel_tensors(model, name)
+        w, bias = getattr(mod, weight_attr), getattr(mod, bias_attr, None)
+        w.mul_(sl.mask(w.shape).to(w.device))
+        if sl.rows is not None and bias is not None:
+            bias.mul_(_unit_mask(bias.shape[0], sl.rows).to(bias.device))
+    for path, idx in batchnorm_keeps(groups, kept).items():
         bn = model.get_submodule(path)
         for p in (bn.weight, bn.bias):
             if p is not None:
                 p.mul_(_unit_mask(p.shape[0], idx).to(p.device))
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        mask_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        mask_param_(model, path, dim, idx)
     return model
 
 
@@ -244,19 +231,26 @@ def _new_param(old: Tensor, value: Tensor) -> nn.Parameter:
     return nn.Parameter(value.clone(), requires_grad=old.requires_grad)
 
 
-def _slice_kernel(mod: nn.Module, sl: KernelSlice) -> None:
-    """Reslice a Conv1d/Conv2d/Linear in place and update its size attributes."""
+def _slice_kernel(model: nn.Module, name: str, sl: KernelSlice) -> None:
+    """Reslice a Conv1d/Conv2d/Linear/Embedding (or an MHA's in_proj) in place and update
+    its size attributes (an MHA's head count is set by its head group)."""
+    mod, weight_attr, bias_attr = kernel_tensors(model, name)
     depthwise = is_depthwise(mod)
-    w = mod.weight.detach()
+    old, bias = getattr(mod, weight_attr), getattr(mod, bias_attr, None)
+    w = old.detach()
     if sl.rows is not None:
         w = w.index_select(0, sl.rows.to(w.device))
     if sl.cols is not None:
         w = w.index_select(1, sl.cols.to(w.device))
-    mod.weight = _new_param(mod.weight, w)
-    if sl.rows is not None and mod.bias is not None:
-        mod.bias = _new_param(mod.bias, mod.bias.detach().index_select(0, sl.rows.to(w.device)))
+    setattr(mod, weight_attr, _new_param(old, w))
+    if sl.rows is not None and bias is not None:
+        setattr(mod, bias_attr, _new_param(bias, bias.detach().index_select(0, sl.rows.to(w.device))))
+    if isinstance(mod, nn.MultiheadAttention):
+        return
     if isinstance(mod, nn.Linear):
         mod.out_features, mod.in_features = w.shape[0], w.shape[1]
+    elif isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+        mod.embedding_dim = w.shape[1]
     elif depthwise:  # channel c reads channel c: in = out = groups shrink together
         mod.in_channels = mod.out_channels = mod.groups = w.shape[0]
     else:
@@ -281,12 +275,21 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
         raise ValueError("prune_physically needs a plain model; for a model from apply_plan "
                          "use hirelc.compress.apply.to_physical")
     for name, sl in kernel_slices(groups, kept).items():
-        _slice_kernel(model.get_submodule(name), sl)
-    for path, idx in _batchnorm_keeps(groups, kept).items():
+        _slice_kernel(model, name, sl)
+    for path, idx in batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
+    for path, idx in stream_keeps(groups, kept, "layernorms").items():
+        slice_layernorm_(model.get_submodule(path), idx)
+    for (path, dim), idx in stream_keeps(groups, kept, "params").items():
+        slice_param_(model, path, dim, idx)
     for gid, idx in kept.items():
-        if groups[gid].kind == "heads":
-            model.get_submodule(groups[gid].module).num_heads = len(idx)
+        g = groups[gid]
+        if g.kind == "heads" and g.padded:  # the module's code keeps every head slot
+            pad_heads_(model, g, idx)
+        elif g.kind == "heads" and isinstance(model.get_submodule(g.module), nn.MultiheadAttention):
+            keep_heads_(model.get_submodule(g.module), idx.long().cpu())
+        elif g.kind == "heads":
+            setattr(model.get_submodule(g.module), g.heads_attr, len(idx))
     return model
 
 

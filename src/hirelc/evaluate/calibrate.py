@@ -154,7 +154,7 @@ def fisher_importance(sensitivity: Any, groups: Mapping[str, Any]) -> dict[str, 
     the `importance` argument of `apply_plan` / `Evaluator` (seed 002: Fisher-guided pruning)."""
     out = {}
     for gid, group in groups.items():
-        if not group.prunable:
+        if not group.prunable or group.embeddings:  # an embedding's units are columns: L1 instead
             continue
         score = torch.zeros(group.size, dtype=torch.float64)
         for name in group.producers:

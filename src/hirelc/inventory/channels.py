@@ -1,11 +1,14 @@
 """Channel groups for structured pruning, found by following channels through an fx graph.
 
-Every call of a Conv/Linear kernel creates channels (a union-find element); the analysis
-follows them through channel-wise layers (BatchNorm, depthwise conv, activations, dropout,
-pooling, scalar scaling, flatten) to the kernels that read them, and merges elements that a
-residual add ties together. Anything it does not understand (cat, LayerNorm, permute,
-indexing, grouped conv, the model output, ...) marks the group "not prunable" with the
-reason, so pruning is never applied where removing a channel could change the function.
+Every call of a Conv/Linear/Embedding kernel creates channels (a union-find element); the
+analysis follows them through channel-wise layers (BatchNorm and its subclasses, depthwise
+conv, activations, dropout, pooling, scalar scaling, flatten) to the kernels that read them,
+and merges elements that a residual add or a squeeze-and-excitation gate (x * gate(x)) ties
+together. A grouped convolution's outputs are pruned evenly per group, its inputs at the same
+positions of every group. Anything it does not understand (LayerNorm, permute, indexing, the
+model output, ...)
+marks the group "not prunable" with the reason, so pruning is never applied where removing a
+channel could change the function.
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from hirelc.inventory.channel_sets import ChannelSets, Members
 from hirelc.inventory.groups import ChannelGroup
-from hirelc.inventory.kernels import KernelRef, is_depthwise, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention, is_depthwise
+from hirelc.inventory.nodes import _arg, _describe, _shape, _Track
+from hirelc.inventory.norms import batchnorm_reason
+from hirelc.inventory.tokens import PERMUTES, TokenOps
 
 PASSTHROUGH_MODULES = (
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
@@ -31,7 +38,7 @@ POOL_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
     nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
 )
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+BATCHNORMS = (nn.modules.batchnorm._BatchNorm,)  # and every subclass, probed (norms.py)
 PASSTHROUGH_FUNCTIONS = {
     F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.gelu, F.silu, F.hardswish,
     F.hardsigmoid, F.leaky_relu, F.elu, F.mish, F.hardtanh, torch.sigmoid, torch.tanh,
@@ -53,28 +60,6 @@ SHAPE_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda"}
 
 
 @dataclass
-class _Members:
-    """Everything attached to one union-find element of channels."""
-
-    size: int
-    producers: list[str] = field(default_factory=list)
-    batchnorms: list[str] = field(default_factory=list)
-    depthwise: list[str] = field(default_factory=list)
-    consumers: list[tuple[str, int]] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Track:
-    """Where a traced tensor carries an element's channels: dim `dim`, each channel owning
-    `repeat` consecutive entries of that dim (repeat > 1 after a flatten of C x H x W)."""
-
-    elem: int
-    dim: int
-    repeat: int = 1
-
-
-@dataclass
 class ChannelFlow:
     """Result of the analysis."""
 
@@ -84,54 +69,18 @@ class ChannelFlow:
     leaf_calls: set[str]  # paths of every module called as a unit
 
 
-def _shape(node: object) -> tuple[int, ...] | None:
-    meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-    return tuple(meta.shape) if hasattr(meta, "shape") else None
-
-
-def _describe(node: fx.Node) -> str:
-    if node.op == "call_method":
-        return f"Tensor.{node.target}() (node '{node.name}')"
-    name = getattr(node.target, "__name__", str(node.target))
-    return f"{name} (node '{node.name}')"
-
-
-def _arg(node: fx.Node, index: int, name: str, default: object = None) -> object:
-    if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(name, default)
-
-
-class _Analysis:
+class _Analysis(TokenOps, ChannelSets):
     """One pass over the graph in topological order, then the union-find is resolved."""
 
-    def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef]) -> None:
+    def __init__(self, gm: fx.GraphModule, kernels: Mapping[str, KernelRef], prefix: str = "") -> None:
+        super().__init__()
         self.gm = gm
+        self.prefix = prefix  # path of the traced module inside the model, + "." ("" = the model)
         self.kernels = kernels  # module path (aliases too) -> kernel
-        self.parent: list[int] = []
-        self.members: list[_Members] = []
         self.track: dict[fx.Node, _Track] = {}
         self.kernel_reasons: dict[str, str] = {}
         self.attention_calls: list[str] = []
         self.leaf_calls: set[str] = set()
-
-    # -- union-find ---------------------------------------------------------------------
-    def _new(self, size: int, producer: str) -> int:
-        self.parent.append(len(self.parent))
-        self.members.append(_Members(size, producers=[producer]))
-        return len(self.parent) - 1
-
-    def find(self, e: int) -> int:
-        while self.parent[e] != e:
-            self.parent[e] = self.parent[self.parent[e]]  # path halving
-            e = self.parent[e]
-        return e
-
-    def union(self, a: int, b: int) -> int:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-        return ra
 
     # -- helpers ------------------------------------------------------------------------
     def _src(self, node: fx.Node, index: int = 0) -> _Track | None:
@@ -161,23 +110,31 @@ class _Analysis:
                 self._call_module(node)
             elif node.op in ("call_function", "call_method"):
                 self._call(node)
-            elif node.op == "output":
+            elif node.op == "output" and not self.prefix:
                 self._poison_inputs(node, "returned as (part of) the model output")
+            elif node.op == "output":
+                self._poison_inputs(node, f"returned by module '{self.prefix[:-1]}', whose caller "
+                                          "torch.fx could not trace")
 
     def _call_module(self, node: fx.Node) -> None:
-        path = str(node.target)
-        mod = self.gm.get_submodule(path)
+        mod = self.gm.get_submodule(str(node.target))
+        path = self.prefix + str(node.target)
         self.leaf_calls.add(path)
         ref = self.kernels.get(path)
-        if is_timm_attention(mod):
+        if is_attention(mod):
             self.attention_calls.append(path)
-            self._unknown(node, f"read by attention module '{path}', which is pruned only by heads")
+            if not self._attention_on_stream(node, path, mod):
+                self._unknown(node, f"read by attention module '{path}' in a way the analysis does not follow")
+        elif isinstance(mod, nn.LayerNorm):
+            self._layernorm(node, path, mod)
         elif isinstance(mod, nn.MultiheadAttention):
             self._unknown(node, f"read by nn.MultiheadAttention '{path}'")
         elif ref is not None and isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             self._conv(node, ref, mod)
         elif ref is not None and isinstance(mod, nn.Linear):
             self._linear(node, ref, mod)
+        elif ref is not None and isinstance(mod, EMBEDDINGS):
+            self._embedding(node, ref, mod)
         elif isinstance(mod, BATCHNORMS):
             self._batchnorm(node, path, mod)
         elif isinstance(mod, PASSTHROUGH_MODULES):
@@ -207,8 +164,12 @@ class _Analysis:
             self._reshape(node)
         elif t in ("mean", "sum") or t in (torch.mean, torch.sum):
             self._reduce(node)
+        elif t in (torch.cat, torch.concat) and not is_method:
+            self._cat(node)
         elif t is operator.getitem:
-            self._unknown(node, f"indexed or sliced by {_describe(node)}")
+            self._index(node)
+        elif t in PERMUTES:
+            self._permute(node)
         else:
             self._unknown(node)
 
@@ -238,12 +199,14 @@ class _Analysis:
                 self.members[src.elem].depthwise.append(name)
                 self._pass(node, src)
             return
-        if conv.groups > 1:
-            self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups})")
-            e = self._new(conv.out_channels, name)
-            self.members[e].reasons.append(
-                f"produced by grouped convolution '{name}' (groups={conv.groups}), "
-                "which cannot drop output channels independently of its groups")
+        if conv.groups > 1:  # each group keeps the same number of its output channels
+            if src is not None and src.dim == 1 and src.repeat == 1 and self.members[src.elem].size == conv.in_channels:
+                self.members[src.elem].grouped.append((name, conv.groups))  # inputs: see ChannelSets
+                self.members[src.elem].consumers.append((name, 1))
+            else:
+                self._poison(src, f"read by grouped convolution '{name}' (groups={conv.groups}) along "
+                                  "another dimension")
+            e = self._new(conv.out_channels, name, segments=conv.groups)
         else:
             self._consume(src, name, dim=1, width=conv.in_channels)
             e = self._new(conv.out_channels, name)
@@ -254,6 +217,34 @@ class _Analysis:
         self._consume(self._src(node), ref.name, dim=len(in_shape) - 1, width=lin.in_features)
         self.track[node] = _Track(self._new(lin.out_features, ref.name), len(out_shape) - 1)
 
+    def _cat(self, node: fx.Node) -> None:
+        """torch.cat along the channel dim: a new element made of its inputs' channels, each
+        at its offset; consumers and BatchNorms of it are handed to the parts (`_distribute`)."""
+        tensors, out = _arg(node, 0, "tensors"), _shape(node)
+        dim = _arg(node, 1, "dim", 0)
+        tracks = [self.track.get(t) if isinstance(t, fx.Node) else None for t in tensors]
+        if not isinstance(dim, int) or out is None or all(t is None for t in tracks):
+            return self._unknown(node)
+        dim %= len(out)
+        if all(t is None or t.dim != dim for t in tracks):  # along tokens: channels shared
+            return self._cat_along_tokens(node, list(tensors), tracks, dim)
+        if any(t is not None and (t.dim != dim or t.repeat != 1) for t in tracks):
+            return self._unknown(node, f"concatenated along another dimension by {_describe(node)}")
+        self.parent.append(len(self.parent))
+        cat = Members(out[dim])
+        offset = 0
+        for t, x in zip(tracks, tensors):
+            if t is not None:
+                cat.parts.append((t.elem, offset))
+            offset += _shape(x)[dim]
+        self.members.append(cat)
+        self.track[node] = _Track(len(self.members) - 1, dim)
+
+    def _embedding(self, node: fx.Node, ref: KernelRef, emb: nn.Module) -> None:
+        self._poison_inputs(node, f"used as indices or offsets by embedding '{ref.name}'")
+        out_shape = _shape(node)
+        self.track[node] = _Track(self._new(emb.embedding_dim, ref.name, embedding=True), len(out_shape) - 1)
+
     # -- channel-wise layers ------------------------------------------------------------
     def _batchnorm(self, node: fx.Node, path: str, bn: nn.Module) -> None:
         src = self._src(node)
@@ -261,6 +252,10 @@ class _Analysis:
             return
         if src.dim != 1 or src.repeat != 1 or bn.num_features != self.members[src.elem].size:
             self._poison(src, f"normalised by '{path}' along another dimension")
+            return
+        why = batchnorm_reason(bn, path, _shape(node.args[0]))
+        if why:
+            self._poison(src, why)
             return
         self.members[src.elem].batchnorms.append(path)
         self._pass(node, src)
@@ -338,8 +333,12 @@ class _Analysis:
         ta = self.track.get(a) if isinstance(a, fx.Node) else None
         tb = self.track.get(b) if isinstance(b, fx.Node) else None
         if ta is not None and tb is not None:
-            if ta.dim == tb.dim and ta.repeat == tb.repeat and _shape(a) == _shape(b) == _shape(node):
+            sa, sb, out = _shape(a), _shape(b), _shape(node)
+            aligned = ta.dim - len(sa) == tb.dim - len(sb)  # broadcasting aligns trailing dims
+            if ta.dim == tb.dim and ta.repeat == tb.repeat and sa == sb == out:
                 self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim, ta.repeat))
+            elif aligned and ta.repeat == tb.repeat == 1 and out in (sa, sb):  # word + position
+                self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim - len(sa) + len(out)))
             else:
                 for t in (ta, tb):
                     self._poison(t, f"added to a tensor of another layout by {_describe(node)}")
@@ -347,7 +346,11 @@ class _Analysis:
         t, other = (ta, b) if ta is not None else (tb, a)
         if t is None:
             return
-        if isinstance(other, (int, float)) and _shape(node) == _shape(a if ta is not None else b):
+        same_shape = _shape(node) == _shape(a if ta is not None else b)
+        if isinstance(other, (int, float)) and same_shape:
+            self._pass(node, t)
+        elif same_shape and node.target not in ("sub", "sub_", operator.sub, operator.isub, torch.sub) \
+                and self._attach_param(t, other, len(_shape(node))):  # + a position embedding
             self._pass(node, t)
         else:
             self._poison(t, f"added to a tensor whose channels cannot be removed by {_describe(node)}")
@@ -356,6 +359,8 @@ class _Analysis:
         a, b = node.args[0], _arg(node, 1, "other")
         ta = self.track.get(a) if isinstance(a, fx.Node) else None
         tb = self.track.get(b) if isinstance(b, fx.Node) else None
+        if ta is not None and tb is not None and not divides and self._gate(node, a, b, ta, tb):
+            return
         if ta is not None and tb is None and isinstance(b, (int, float)):
             self._pass(node, ta)
         elif tb is not None and ta is None and isinstance(a, (int, float)) and not divides:
@@ -363,81 +368,31 @@ class _Analysis:
         else:
             self._unknown(node, f"scaled by a tensor in {_describe(node)}")
 
-    # -- resolution ---------------------------------------------------------------------
-    def _tie_repeated_members(self) -> None:
-        """A module met in several elements (called twice) slices the same rows or columns
-        for all of them, so those elements must keep the same channels: merge them."""
-        first: dict[tuple[str, str], int] = {}
-        repeats: dict[str, set[int]] = {}
-        for e, m in enumerate(self.members):
-            keys = [("rows", n) for n in m.producers + m.depthwise] + [("bn", n) for n in m.batchnorms]
-            keys += [("columns", n) for n, _ in m.consumers]
-            for n, r in m.consumers:
-                repeats.setdefault(n, set()).add(r)
-            for key in keys:
-                if key in first:
-                    self.union(first[key], e)
-                else:
-                    first[key] = e
-        for e, m in enumerate(self.members):
-            for n, _ in m.consumers:
-                if len(repeats[n]) > 1:
-                    m.reasons.append(f"read by '{n}', which is called on differently flattened inputs")
-
-    def _poison_shared(self, shared: Mapping[str, tuple[str, ...]]) -> None:
-        for m in self.members:
-            names = m.producers + m.depthwise + [n for n, _ in m.consumers]
-            for n in names:
-                if n in shared:
-                    m.reasons.append(f"sliced through '{n}', whose weight is shared with "
-                                     f"module(s) {', '.join(shared[n])}")
-
-    def _merged(self) -> list[_Members]:
-        merged: dict[int, _Members] = {}
-        for e, m in enumerate(self.members):
-            g = merged.setdefault(self.find(e), _Members(m.size))
-            g.producers += m.producers
-            g.batchnorms += m.batchnorms
-            g.depthwise += m.depthwise
-            g.consumers += m.consumers
-            g.reasons += m.reasons
-        return list(merged.values())
-
-    def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
-        self._tie_repeated_members()
-        self._poison_shared(shared)
-        rank = lambda name: order.get(name, len(order))  # noqa: E731
-        groups = []
-        for m in self._merged():
-            producers = sorted(dict.fromkeys(m.producers), key=rank)
-            reasons = list(dict.fromkeys(m.reasons))
-            reason = ""
-            if reasons:
-                more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-                reason = f"its output channels are {reasons[0]}{more}"
-            elif m.size < 2:
-                reason = "it has a single output channel, and at least one is always kept"
-            groups.append(ChannelGroup(
-                producers[0], "channels", m.size, tuple(producers),
-                batchnorms=tuple(dict.fromkeys(m.batchnorms)),
-                depthwise=tuple(dict.fromkeys(m.depthwise)),
-                consumers=tuple(dict.fromkeys(m.consumers)),
-                prunable=not reason, reason=reason,
-            ))
-        return sorted(groups, key=lambda g: rank(g.id))
-
+    def _gate(self, node: fx.Node, a: fx.Node, b: fx.Node, ta: _Track, tb: _Track) -> bool:
+        """x * gate with both sides carrying channels on the same dim (a squeeze-and-
+        excitation gate broadcast over positions): channel c of the product is x_c * gate_c,
+        so the two elements are tied (a removed channel is zero on either side)."""
+        sa, sb, out = _shape(a), _shape(b), _shape(node)
+        if ta.dim != tb.dim or ta.repeat != 1 or tb.repeat != 1 or len(sa) != len(sb):
+            return False
+        if sa[ta.dim] != sb[tb.dim] or out not in (sa, sb):
+            return False
+        self._pass(node, _Track(self.union(ta.elem, tb.elem), ta.dim))
+        return True
 
 def analyse_channels(
-    gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int]
+    gm: fx.GraphModule, kernels: Sequence[KernelRef], order: Mapping[str, int], prefix: str = ""
 ) -> ChannelFlow:
     """Channel groups of a traced model (with `tensor_meta` from ShapeProp on every node).
 
     `order` maps kernel names to their execution index; a group is named after its first
-    producer in that order.
+    producer in that order. `prefix`: the traced module's path in the model + "." when `gm`
+    is one submodule (`hirelc.inventory.local`): its outputs then count as leaving it.
     """
     by_module = {p: k for k in kernels if not k.kind.startswith("mha_") for p in (k.module, *k.aliases)}
-    analysis = _Analysis(gm, by_module)
+    analysis = _Analysis(gm, by_module, prefix)
     analysis.run()
-    shared = {k.name: k.aliases for k in kernels if k.aliases}
+    shared = {k.name: k.aliases + tuple(f"{p} ({n})" for p, n in k.tied)
+              for k in kernels if k.aliases or k.tied}
     groups = analysis.groups(order, shared)
     return ChannelFlow(groups, analysis.kernel_reasons, analysis.attention_calls, analysis.leaf_calls)

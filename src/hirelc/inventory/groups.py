@@ -11,6 +11,17 @@ the group itself, so export and apply need nothing else:
 - `depthwise`: depthwise convolutions on the way (kernel name = module path); their rows,
   bias, `in_channels`, `out_channels` and `groups` shrink with the group. They count as
   producers when the kept count is chosen (they ask for a keep ratio like any kernel).
+- `embeddings`: embedding kernels (`nn.Embedding` / `EmbeddingBag`) whose weight *columns*
+  (dim 1) create the channels (their rows are tokens); they keep the same columns.
+- `segments`: the units form this many equal consecutive segments, each keeping the same
+  count (a grouped convolution's output channels, pruned evenly per group); 1 otherwise.
+- `spans`: `(consumer or BatchNorm, channel offset, total channels)` for each member that
+  reads the group as a slice of a concatenation (`torch.cat` of branches): its channel `c`
+  is that member's channel `offset + c` (columns scaled by the consumer's repeat).
+- `layernorms`: LayerNorms normalising exactly these channels (sliced; the masked model
+  normalises over the kept channels only, `hirelc.compress.tokens`).
+- `params`: `(parameter path, dim)` of bare parameters in the stream (cls token, position
+  embedding), sliced along `dim`.
 - `consumers`: `(kernel name, repeat)`: kernels reading the channels as input columns along
   weight dim 1; channel `c` owns columns `[c * repeat, (c + 1) * repeat)` (repeat > 1 for a
   Linear after a flatten of C x H x W, or `head_dim` for an attention output projection).
@@ -49,12 +60,22 @@ class ChannelGroup:
     module: str = ""  # heads: the attention module path holding `num_heads`
     unit: int = 1  # producer rows per unit per chunk (head_dim for heads)
     row_chunks: int = 1  # 3 for a fused qkv: rows are [chunk, unit index, unit]
+    embeddings: tuple[str, ...] = ()  # kernels whose columns create the channels
+    segments: int = 1  # equal segments of units that each keep the same count
+    spans: tuple[tuple[str, int, int], ...] = ()  # members reading a concatenation
+    layernorms: tuple[str, ...] = ()  # LayerNorms over exactly these channels
+    params: tuple[tuple[str, int], ...] = ()  # (parameter path, dim) sliced with the channels
+    heads_attr: str = "num_heads"  # heads: the attribute of `module` holding the head count
+    padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
 
     def __post_init__(self) -> None:
         if self.kind not in GROUP_KINDS:
             raise ValueError(f"group {self.id!r}: unknown kind {self.kind!r}; expected {GROUP_KINDS}")
-        if self.size < 1 or self.unit < 1 or self.row_chunks < 1:
-            raise ValueError(f"group {self.id!r}: size, unit and row_chunks must be >= 1")
+        if self.size < 1 or self.unit < 1 or self.row_chunks < 1 or self.segments < 1:
+            raise ValueError(f"group {self.id!r}: size, unit, row_chunks and segments must be >= 1")
+        if self.size % self.segments:
+            raise ValueError(f"group {self.id!r}: {self.size} units do not split into "
+                             f"{self.segments} equal segments")
 
     @property
     def n_rows(self) -> int:
@@ -82,6 +103,10 @@ class ChannelGroup:
         within = torch.arange(repeat, device=kept.device)
         return (kept.long().view(-1, 1) * repeat + within).reshape(-1)
 
+    def spans_of(self, member: str) -> list[tuple[int, int]]:
+        """(channel offset, total channels) of each slice `member` reads this group as."""
+        return [(o, t) for n, o, t in self.spans if n == member]
+
     def to_dict(self) -> dict:
         return {
             "id": self.id, "kind": self.kind, "size": self.size,
@@ -89,12 +114,17 @@ class ChannelGroup:
             "consumers": [list(c) for c in self.consumers], "prunable": self.prunable,
             "reason": self.reason, "module": self.module, "unit": self.unit,
             "row_chunks": self.row_chunks, "depthwise": list(self.depthwise),
+            "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
+            "spans": [list(x) for x in self.spans], "heads_attr": self.heads_attr,
+            "layernorms": list(self.layernorms), "params": [list(x) for x in self.params],
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelGroup":
         d = dict(d)
-        for key in ("producers", "batchnorms", "depthwise"):
+        for key in ("producers", "batchnorms", "depthwise", "embeddings", "layernorms"):
             d[key] = tuple(d.get(key, ()))
         d["consumers"] = tuple((str(n), int(r)) for n, r in d.get("consumers", ()))
+        d["spans"] = tuple((str(n), int(o), int(t)) for n, o, t in d.get("spans", ()))
+        d["params"] = tuple((str(n), int(k)) for n, k in d.get("params", ()))
         return cls(**d)

@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from hirelc.inventory.kernels import KernelRef, is_timm_attention
+from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention
+
+TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
 @dataclass
@@ -24,7 +26,8 @@ class Measurement:
 
     macs: dict[str, int] = field(default_factory=dict)  # kernel name -> MACs per example
     order: list[str] = field(default_factory=list)  # kernel names in first-call order
-    # attention module path -> (args, kwargs) of its first call, to probe head removal
+    # attention / torch transformer layer path -> (args, kwargs) of its first call, to probe
+    # head and feed-forward removal
     attention_inputs: dict[str, tuple[tuple, dict]] = field(default_factory=dict)
 
 
@@ -64,6 +67,10 @@ def _linear_macs(lin: nn.Linear, out: torch.Tensor) -> int:
     return out.numel() * lin.in_features
 
 
+def _no_macs(mod: nn.Module, out: torch.Tensor) -> int:
+    return 0
+
+
 def _mha_macs(mha: nn.MultiheadAttention, args: tuple, kwargs: dict) -> tuple[int, int]:
     """(in_proj, out_proj) MACs: each query/key/value token is projected by an E x E block."""
     names = ("query", "key", "value")
@@ -91,7 +98,12 @@ class _Recorder:
         self.total[name] += macs
 
     def kernel(self, ref: KernelRef, mod: nn.Module) -> None:
-        count = _conv_macs if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else _linear_macs
+        if isinstance(mod, EMBEDDINGS):
+            count = _no_macs  # a table lookup (EmbeddingBag's sum/mean: additions, no products)
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            count = _conv_macs
+        else:
+            count = _linear_macs
         hook = lambda m, inp, out: self._add(ref.name, count(m, out))  # noqa: E731
         self.handles.append(mod.register_forward_hook(hook))
 
@@ -125,7 +137,7 @@ def _hook_all(model: nn.Module, kernels: Sequence[KernelRef], rec: _Recorder) ->
     for path, names in mha_kernels.items():
         rec.mha(model.get_submodule(path), names.get("mha_in_proj"), names["mha_out_proj"])
     for path, mod in model.named_modules():
-        if is_timm_attention(mod):
+        if is_attention(mod) or isinstance(mod, (*TRANSFORMER_LAYERS, nn.MultiheadAttention)):
             rec.attention(path, mod)
 
 

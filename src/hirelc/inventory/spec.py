@@ -19,6 +19,7 @@ KERNEL_KINDS = (
     "conv1d",
     "conv2d",
     "linear",
+    "embedding",  # nn.Embedding / nn.EmbeddingBag: rows are tokens, columns the channels
     "attn_qkv",  # fused q/k/v projection of a timm-style attention block
     "attn_proj",  # output projection of a timm-style attention block
     "mha_in_proj",  # nn.MultiheadAttention.in_proj_weight
@@ -50,6 +51,7 @@ class LayerSpec:
     conv_groups: int = 1
     n_heads: int | None = None  # attention heads (attn_qkv / attn_proj / mha_*)
     prune_group: str | None = None  # id of the output-channel group this kernel produces
+    prune_segments: int = 1  # its group keeps the same count in each of this many segments
     prunable: bool = False  # True when its output channels/heads can be removed physically
     prune_reason: str = ""  # why not prunable, when it is not
     consumers: tuple[str, ...] = field(default_factory=tuple)  # kernels reading its outputs
@@ -74,8 +76,14 @@ class LayerSpec:
 
     @property
     def out_channels(self) -> int:
-        """Rows of the weight: output channels, neurons, or 3*D for a fused qkv."""
+        """Rows of the weight: output channels, neurons, or 3*D for a fused qkv (tokens for
+        an embedding, whose output channels are its columns: see `channels`)."""
         return self.weight_shape[0]
+
+    @property
+    def channels(self) -> int:
+        """Channels this kernel produces: its columns for an embedding, else its rows."""
+        return self.weight_shape[1] if self.kind == "embedding" else self.weight_shape[0]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from hirelc.inventory.kernels import is_timm_attention
+from hirelc.inventory.kernels import is_attention, is_norm
 
 ADD_OPS = {operator.add, operator.iadd, torch.add}
 ADD_METHODS = {"add", "add_"}
@@ -24,7 +24,8 @@ TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if is_timm_attention(m) or isinstance(m, nn.MultiheadAttention):
+        # attention is analysed as a unit (heads); a norm subclass is judged by its behaviour
+        if is_attention(m) or isinstance(m, nn.MultiheadAttention) or is_norm(m):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
