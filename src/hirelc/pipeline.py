@@ -137,7 +137,7 @@ def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log
     reuse it. A run with journaled evaluations is kept as it is."""
     try:
         return prepare(config, progress=progress, log=log, **objects)
-    except BaseException:
+    except Exception:  # not KeyboardInterrupt: the CLI then says the run can be resumed
         run.discard_if_unused()
         raise
 

@@ -15,7 +15,9 @@ Layout of one run::
 >>> run.journal.append({"plan_hash": "ab12", "accuracy": 0.98})
 >>> [r["accuracy"] for r in run.journal.records()]
 [0.98]
->>> sorted(os.listdir(path))
+>>> sorted(os.listdir(path))  # the lock file marks the one process writing this run
+['.hirelc.lock', 'config.json', 'journal.jsonl']
+>>> run.close(); sorted(os.listdir(path))
 ['config.json', 'journal.jsonl']
 """
 
@@ -27,10 +29,13 @@ import os
 import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hirelc.runlock import LOCK_FILE, RunLock
 
 CONFIG_FILE = "config.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -249,6 +254,8 @@ class RunDir:
         self.path = Path(path)
         self.resumed = False
         self._journal: Journal | None = None
+        self._lock: RunLock | None = None
+        self._made_dir = False  # this object created the folder (so it may remove it again)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -257,6 +264,8 @@ class RunDir:
     ) -> "RunDir":
         """Start a run, or resume the one already here.
 
+        - a directory holding files but no run (no `config.json`): refused, whatever the
+          flags: those files are the user's.
         - empty or missing directory: writes `config.json` (also when `resume=True`).
         - existing run, `resume=False`: refused, unless `force=True`, which deletes this
           run's own files (config, journal, result, sensitivity, checkpoints, artifacts)
@@ -264,8 +273,24 @@ class RunDir:
         - existing run, `resume=True`: the stored config must equal `config`; a mismatch is
           refused naming the differing keys, unless `force=True`, which keeps the journal
           and overwrites `config.json`.
+
+        The run is locked for this process until `close()` (`hirelc.runlock`): a second
+        process asking for it gets `RunLockedError` naming the holder's pid.
         """
         config = json.loads(_strict_json(dict(config), "config"))  # tuples -> lists, like on disk
+        self._made_dir = not self.path.exists()
+        self._check_is_run_or_empty()
+        self.lock()
+        try:
+            self._open(config, resume, force)
+        except BaseException:
+            self.close()
+            if self._made_dir and not any(self.path.iterdir()):
+                self.path.rmdir()
+            raise
+        return self
+
+    def _open(self, config: dict[str, Any], resume: bool, force: bool) -> None:
         if self.config_path.exists() and not resume:
             if not force:
                 raise RunDirError(
@@ -277,9 +302,49 @@ class RunDir:
         elif self.config_path.exists():
             self._check_resume(config, force)
             self.resumed = True
-        self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def _check_is_run_or_empty(self) -> None:
+        """Refuse a folder that holds files but no hirelc run: they are the user's, and a
+        run would overwrite them (result.json, plan.json) or replay them (journal.jsonl)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a run directory; choose another --out")
+        if self.config_path.exists():
+            try:
+                self.read_config()
+            except (OSError, ValueError) as e:
+                raise RunDirError(f"{self.path} is not a hirelc run ({e}); choose another directory") from None
+            return
+        names = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE) if self.path.is_dir() else []
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise RunDirError(
+                f"{self.path} is not empty ({shown}) and holds no hirelc run ({CONFIG_FILE} is "
+                "missing); hirelc will not write into it: choose a new or empty directory"
+            )
+
+    # -- the writer lock -------------------------------------------------------------------
+
+    def lock(self) -> "RunDir":
+        """Become the one writer of this run (`hirelc.runlock`); RunLockedError otherwise.
+        Held until `close()` or until this object is garbage-collected or the process ends."""
+        if self._lock is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(self.path).acquire()
+            self._finalizer = weakref.finalize(self, self._lock.release)
         return self
+
+    def close(self) -> None:
+        """Release the writer lock (the files stay)."""
+        if self._lock is not None:
+            self._finalizer()
+            self._lock = None
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _check_resume(self, config: dict[str, Any], force: bool) -> None:
         stored = self.read_config()
@@ -303,15 +368,18 @@ class RunDir:
         self._journal = None
 
     def discard_if_unused(self) -> bool:
-        """Remove a run that recorded nothing yet (only its config.json), e.g. after a job
-        failed while loading its data, so a corrected command can use the same directory.
-        Returns True if it was removed; a run with a journal or a result is never touched.
+        """Remove a run this object has just started that recorded nothing yet (only its
+        config.json), e.g. after a job failed while loading its data, so a corrected command
+        can use the same directory. Returns True if it was removed. A resumed run, or one
+        with a journal or a result, is never touched; a folder the user made stays.
         """
-        names = {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
-        if names != {CONFIG_FILE}:
+        names = {p.name for p in self.path.iterdir()} - {LOCK_FILE} if self.path.is_dir() else set()
+        if self.resumed or self._lock is None or names != {CONFIG_FILE}:
             return False
         self.config_path.unlink()
-        self.path.rmdir()
+        self.close()
+        if self._made_dir and not any(self.path.iterdir()):
+            self.path.rmdir()
         return True
 
     # -- files -----------------------------------------------------------------------------
