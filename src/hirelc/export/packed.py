@@ -98,6 +98,7 @@ from hirelc.compress.prune import prune_physically
 from hirelc.compress.quantize import SCALE_DTYPE, QuantizedTensor, dequantize, quantize, scale_shape
 from hirelc.cost import has_zero_point, n_scales, quantized_weight_bits
 from hirelc.export.bitpack import pack_bits, packed_nbytes, unpack_bits
+from hirelc.export.bounds import check_groups_fit, check_shapes_fit
 from hirelc.inventory import ChannelGroup, Inventory
 from hirelc.plan import LayerConfig, Plan
 
@@ -206,15 +207,17 @@ def load_packed(path: str | os.PathLike, like: nn.Module) -> nn.Module:
     True
     """
     path = Path(path)
-    _, meta, blobs = _read_verified(path)
-    with _inconsistent(path):
-        plan = _decode_plan(meta["plan"])
-        groups, kept = _decode_groups(meta["groups"])
-        entries = _entries(meta, blobs, plan)
-        state = _state_dict(entries, blobs, plan, meta["shared"])
     if hasattr(like, STATE_ATTR) or any(parametrize.is_parametrized(m) for m in like.modules()):
         raise ValueError(f"{path}: pass the original, uncompressed model as `like`, "
                          "not a model from apply_plan / to_physical")
+    _, meta, blobs = _read_verified(path)
+    with _inconsistent(path):
+        plan = _decode_plan(meta["plan"])
+        entries = _entries(meta, blobs, plan)
+    _check_fits(path, like, meta, entries)
+    with _inconsistent(path):
+        groups, kept = _decode_groups(meta["groups"])
+        state = _state_dict(entries, blobs, plan, meta["shared"])
     try:
         model = prune_physically(like, kept, groups)
     except (ValueError, KeyError, AttributeError, IndexError) as e:
@@ -224,6 +227,17 @@ def load_packed(path: str | os.PathLike, like: nn.Module) -> nn.Module:
     except RuntimeError as e:
         raise ValueError(f"{path}: the model passed as `like` does not match the packed file: {e}") from None
     return model
+
+
+def _check_fits(path: Path, like: nn.Module, meta: Mapping[str, Any], entries: list["_Entry"]) -> None:
+    """A valid checksum does not make an index honest (a crafted file can carry one): every
+    count and shape is bounded by `like` before anything is allocated from it."""
+    try:
+        check_groups_fit(like, meta["groups"])
+        check_shapes_fit(like, [(e.key, e.shape) for e in entries], meta["shared"])
+    except ValueError as e:
+        raise PackedFileError(f"{path}: the model passed as `like` does not match the packed file ({e}); "
+                              "pass the model it was exported from") from None
 
 
 def read_layout(path: str | os.PathLike) -> PackedLayout:
