@@ -75,9 +75,11 @@ class CompressedWeight(nn.Module):
     channels a pruned group removes).
     """
 
-    def __init__(self, cfg: LayerConfig | None, sl: KernelSlice | None, device: torch.device) -> None:
+    def __init__(self, cfg: LayerConfig | None, sl: KernelSlice | None, device: torch.device,
+                 name: str | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.name = name  # the kernel, named by fake_quantize's range errors
         sl = sl or KernelSlice()
         self.register_buffer("rows", None if sl.rows is None else sl.rows.to(device))
         self.register_buffer("cols", None if sl.cols is None else sl.cols.to(device))
@@ -94,7 +96,7 @@ class CompressedWeight(nn.Module):
     def forward(self, latent: Tensor) -> Tensor:
         w = self.compact(latent)
         if self.cfg is not None:
-            w = fake_quantize(w, self.cfg)
+            w = fake_quantize(w, self.cfg, kernel=self.name)
         if self.cols is not None:  # index_copy keeps the gradient path to `w`
             w = w.new_zeros(w.shape[0], *latent.shape[1:]).index_copy(1, self.cols, w)
         if self.rows is not None:
@@ -146,7 +148,7 @@ def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, Kernel
         for path in (ref.module, *ref.aliases):  # a shared weight is quantized wherever used
             mod = model.get_submodule(path)
             device = getattr(mod, ref.param).device
-            parametrize.register_parametrization(mod, ref.param, CompressedWeight(plan.get(name), sl, device))
+            parametrize.register_parametrization(mod, ref.param, CompressedWeight(plan.get(name), sl, device, name))
             bias = getattr(mod, "bias", None) if ref.param == "weight" else None
             if sl is not None and sl.rows is not None and bias is not None:
                 parametrize.register_parametrization(mod, "bias", KeepMask(len(bias), sl.rows, bias.device))

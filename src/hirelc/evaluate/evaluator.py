@@ -44,10 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hirelc.compress.quantize import WeightRangeError
 from hirelc.evaluate._data import qualname, split_loader
 from hirelc.evaluate.compressor import PlanCompressor
 from hirelc.evaluate.fidelity import Fidelity
 from hirelc.evaluate.fingerprint import data_fingerprint, model_fingerprint
+from hirelc.evaluate.validation import check_cache_entry, check_finite_model
 from hirelc.plan import Plan
 from hirelc.rundir import atomic_write_text
 
@@ -209,6 +211,7 @@ class Evaluator:
         from hirelc.train import resolve_device
 
         _check_settings(batch_size, finetune_lr, optimizer)
+        check_finite_model(model)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.data = data
@@ -345,7 +348,7 @@ class Evaluator:
         with _seeded(self.seed, self.device):
             model = self.compress(self.model, plan).to(self.device)
             failure = self._finetune(model, fidelity) if fidelity.finetunes else None
-            metrics = self.measure(model, split)
+            metrics, failure = self._measure_tuned(model, split, failure, fidelity.finetunes)
         self.real_evaluations += 1
         if failure is None and not metrics.finite:
             failure = "the compressed model outputs NaN/inf" + (
@@ -368,6 +371,18 @@ class Evaluator:
         if not fidelity.finetunes:  # nothing to fall back to: accuracy is already 0
             return model, replace(result, status="diverged", message=failure)
         return model, self._diverged(plan, split, result, failure)
+
+    def _measure_tuned(self, model: nn.Module, split: str, failure: str | None,
+                       tuned: bool) -> tuple[Metrics, str | None]:
+        """`measure`, except that a fine-tuned model whose weights went non-finite (the
+        quantizer refuses them, naming the kernel) measures as non-finite with that cause."""
+        try:
+            return self.measure(model, split), failure
+        except WeightRangeError as e:
+            if not tuned:
+                raise  # the fp32 weights themselves cannot take this plan: a user error
+            n = len(self._reference_outputs(split)[1])
+            return Metrics(0.0, math.nan, math.nan, n, False), failure or f"fine-tuning broke the weights: {e}"
 
     def _diverged(self, plan: Plan, split: str, result: EvalResult, failure: str) -> EvalResult:
         """A diverged fine-tune reports the plan's metrics before fine-tuning."""
@@ -398,7 +413,12 @@ class Evaluator:
         )
         model.train()
         for step, (x, y) in enumerate(self._train_batches(total), start=1):
-            loss = self.loss_fn(model(x), y)
+            try:
+                loss = self.loss_fn(model(x), y)
+            except WeightRangeError as e:  # the last update made a kernel unquantizable
+                model.eval()
+                return (f"fine-tune diverged at step {step} of {total} ({self.optimizer}, "
+                        f"lr {self.finetune_lr:g}): {e}")
             if not torch.isfinite(loss):
                 model.eval()
                 return (
@@ -512,9 +532,13 @@ class Evaluator:
             entry = json.loads(path.read_text(encoding="utf-8"))
             if Plan.from_dict(entry["plan"]) != plan:  # a 16-hex hash collision: ignore
                 return None
-            return replace(EvalResult.from_dict(entry["result"]), cached=False)
+            checked = check_cache_entry(entry, key=key, fingerprint=self.fingerprint, plan_hash=plan.content_hash())
+            result = replace(EvalResult.from_dict(checked), cached=False)
+            if result.split != key.rsplit("_", 1)[1] or result.fidelity.key() not in key:
+                raise ValueError(f"entry is for {result.fidelity.key()} on {result.split}, not {key}")
+            return result
         except (OSError, ValueError, KeyError, TypeError) as e:
-            warnings.warn(f"ignoring unreadable evaluation cache entry {path}: {e}", stacklevel=4)
+            warnings.warn(f"evaluation cache entry {path} is invalid ({e}); recomputing it", stacklevel=4)
             return None
 
 
