@@ -93,9 +93,10 @@ class WeightRangeError(ValueError):
     """A weight cannot be quantized: NaN/inf values, or a scale beyond float16's range.
     `kernel` names the layer when the caller said which one it was."""
 
-    def __init__(self, message: str, kernel: str | None = None) -> None:
+    def __init__(self, message: str, kernel: str | None = None, max_abs: float = math.nan) -> None:
         super().__init__(f"kernel {kernel!r}: {message}" if kernel else message)
         self.kernel = kernel
+        self.max_abs = max_abs  # max|w|, or NaN/inf for a non-finite weight
 
 
 @dataclass
@@ -148,12 +149,14 @@ def _check_range(w: Tensor, scale: Tensor, kernel: str | None) -> None:
         return
     if not bool(torch.isfinite(w).all()):
         raise WeightRangeError("the weight has inf or NaN values (a diverged fine-tune or a broken model)", kernel)
+    max_abs = float(w.abs().max())
     raise WeightRangeError(
-        f"a weight with max|w| = {float(w.abs().max()):.6g} needs a scale above "
+        f"a weight with max|w| = {max_abs:.6g} needs a scale above "
         f"float16's largest value {_SCALE_MAX:g} (scale = max|w| / the format's top level, "
         "mean|w| at 1 bit), and hirelc stores scales as float16. Rescale the layer (e.g. "
         "move the factor into the next layer) or leave it out of the plan",
         kernel,
+        max_abs,
     )
 
 

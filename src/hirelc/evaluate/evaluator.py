@@ -382,7 +382,11 @@ class Evaluator:
             if not tuned:
                 raise  # the fp32 weights themselves cannot take this plan: a user error
             n = len(self._reference_outputs(split)[1])
-            return Metrics(0.0, math.nan, math.nan, n, False), failure or f"fine-tuning broke the weights: {e}"
+            return Metrics(0.0, math.nan, math.nan, n, False), failure or \
+                f"fine-tune diverged in its last step: {_blown_up(e)}; {self._lr_hint()}"
+
+    def _lr_hint(self) -> str:
+        return f"lower the fine-tune learning rate ({self.optimizer}, lr {self.finetune_lr:g})"
 
     def _diverged(self, plan: Plan, split: str, result: EvalResult, failure: str) -> EvalResult:
         """A diverged fine-tune reports the plan's metrics before fine-tuning."""
@@ -417,8 +421,7 @@ class Evaluator:
                 loss = self.loss_fn(model(x), y)
             except WeightRangeError as e:  # the last update made a kernel unquantizable
                 model.eval()
-                return (f"fine-tune diverged at step {step} of {total} ({self.optimizer}, "
-                        f"lr {self.finetune_lr:g}): {e}")
+                return f"fine-tune diverged at step {step} of {total}: {_blown_up(e)}; {self._lr_hint()}"
             if not torch.isfinite(loss):
                 model.eval()
                 return (
@@ -543,6 +546,15 @@ class Evaluator:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _blown_up(e: WeightRangeError) -> str:
+    """The cause of a fine-tune divergence the quantizer caught, in the fine-tune's terms."""
+    where = f"kernel {e.kernel!r}" if e.kernel else "a kernel"
+    if math.isfinite(e.max_abs):
+        return (f"the weights of {where} grew to max|w| = {e.max_abs:.3g}, beyond what a float16 "
+                "quantization scale can hold")
+    return f"the weights of {where} became NaN/inf"
 
 
 class _seeded:
