@@ -162,12 +162,16 @@ class Journal:
 
         Raises `JournalCorruptError` naming the line when a line before the last is broken.
         """
+        return [record for _, record in self._iter_records()]
+
+    def numbered_records(self) -> list[tuple[int, dict[str, Any]]]:
+        """(1-based line number, record) pairs: for errors that point at a line."""
         return list(self._iter_records())
 
     def __len__(self) -> int:
         return len(self.records())
 
-    def _iter_records(self) -> Iterator[dict[str, Any]]:
+    def _iter_records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if not self.path.exists():
             return
         lines = self.path.read_bytes().split(b"\n")
@@ -175,7 +179,7 @@ class Journal:
         for i, (number, raw) in enumerate(numbered):
             record = _parse_line(raw)
             if record is not None:
-                yield record
+                yield number, record
             elif i == len(numbered) - 1:
                 warnings.warn(
                     f"{self.path}: line {number} is incomplete or corrupt (an interrupted "

@@ -85,7 +85,7 @@ def search(
     ([4, 4], 3)
     """
     problem = SearchProblem(tuple(layers), tuple(bits), reference_accuracy, reward_params or RewardParams())
-    ledger = EvaluationLedger(evaluate, max_evaluations, journal)
+    ledger = EvaluationLedger(evaluate, max_evaluations, journal, layers=[s.name for s in layers])
     return run_search(problem, ledger, method=method, seed=seed, **options)
 
 
