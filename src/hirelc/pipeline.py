@@ -94,6 +94,9 @@ class JobConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JobConfig":
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:  # a user-edited or foreign config.json: a clear error, not a TypeError
+            raise ValueError(f"not a hirelc search config: unknown keys {unknown}")
         return cls(**d)
 
 

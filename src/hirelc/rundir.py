@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,35 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def check_output_file(path: str | os.PathLike[str], is_ours: Callable[[Path], bool], what: str) -> Path:
+    """Fail now, before any expensive work, unless `path` can be written: its folder exists
+    (or can be made) and takes a new file, and a file already there is one of ours
+    (`is_ours`): a file the user owns is never overwritten.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_output_file(os.path.join(folder, "m.hirelc"), lambda p: False, "packed file").name
+    'm.hirelc'
+    >>> Path(folder, "notes.txt").write_text("mine")
+    4
+    >>> check_output_file(os.path.join(folder, "notes.txt"), lambda p: False, "packed file")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ...notes.txt exists and is not a packed file written by hirelc; ...
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give the {what} a file name")
+    if path.exists() and not is_ours(path):
+        raise FileExistsError(f"{path} exists and is not a {what} written by hirelc; choose another "
+                              "file name or remove it yourself")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def _fsync_dir(directory: Path) -> None:

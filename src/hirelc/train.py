@@ -205,7 +205,7 @@ def train_baseline(
         info = _load_cached(net, paths, key)
         if info is not None:
             return net.to(target).eval(), info
-    info = _fit(net, name, data, recipe, seed, target, progress)
+    info = _fit_or_explain(net, name, data, recipe, seed, target, progress)
     info.key = key
     if paths is not None:
         _save_checkpoint(net, info, paths)
@@ -287,6 +287,20 @@ def _save_checkpoint(model: nn.Module, info: TrainInfo, paths: tuple[Path, Path]
     tmp = sidecar.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(info.to_dict(), indent=2))
     os.replace(tmp, sidecar)  # written last: its presence marks a complete entry
+
+
+def _fit_or_explain(model: nn.Module, name: str, data: DataSplits, recipe: TrainRecipe, seed: int,
+                    device: torch.device, progress: bool) -> TrainInfo:
+    """`_fit`; torch's RuntimeError (most often a model whose input or output does not fit
+    the data) becomes a ValueError naming the model, the dataset and the shapes expected."""
+    try:
+        return _fit(model, name, data, recipe, seed, device, progress)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"training model {name!r} on {data.name!r} failed: {first}; the model must take "
+            f"{data.in_channels}x{data.image_size}x{data.image_size} inputs and output {data.num_classes} classes"
+        ) from e
 
 
 def _fit(

@@ -108,6 +108,7 @@ __all__ = [
     "PackedFileError",
     "PackedLayout",
     "export_packed",
+    "is_packed_file",
     "load_packed",
     "read_layout",
     "storage_bytes_model",
@@ -238,6 +239,28 @@ def _check_fits(path: Path, like: nn.Module, meta: Mapping[str, Any], entries: l
     except ValueError as e:
         raise PackedFileError(f"{path}: the model passed as `like` does not match the packed file ({e}); "
                               "pass the model it was exported from") from None
+
+
+def is_packed_file(path: str | os.PathLike) -> bool:
+    """True if `path` starts like a hirelc packed file (its header names our format); only
+    the header is read. Used to tell our own output, safe to replace, from a user's file.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.hlc")
+    >>> _ = export_packed(nn.Linear(4, 2), Plan({}), path)
+    >>> is_packed_file(path), is_packed_file(__file__)
+    (True, False)
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
+            if not 0 < n <= MAX_METADATA_BYTES:
+                return False
+            _, envelope = _read_envelope(head + f.read(n), Path(path))
+    except (OSError, PackedFileError):
+        return False
+    return envelope.get("format") == FORMAT
 
 
 def read_layout(path: str | os.PathLike) -> PackedLayout:
