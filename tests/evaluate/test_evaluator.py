@@ -189,12 +189,20 @@ def _poison(field, value):
     (lambda e: e.__setitem__("key", "other"), "key is 'other'"),
     (lambda e: e.__setitem__("result", [1, 2]), "no 'result'"),
 ])
-def test_poisoned_disk_entry_is_recomputed_with_a_warning_naming_the_file(model, digits, tmp_path, edit, why):
+@pytest.mark.parametrize("resealed", [False, True])
+def test_poisoned_disk_entry_is_recomputed_with_a_warning_naming_the_file(model, digits, tmp_path, edit, why,
+                                                                          resealed):
+    """resealed=False: the recorded content hash catches the edit; True: the hash is removed
+    (an entry from before hashes), and the range checks must catch it."""
     plan = uniform_plan(5)
     want = Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan)
     (path,) = tmp_path.glob("evaluations/*/*.json")
     entry = json.loads(path.read_text())
     edit(entry)
+    if resealed:
+        del entry["sha256"]
+    else:
+        why = "content hash differs"
     path.write_text(json.dumps(entry))
     fresh = Evaluator(model, digits, cache_dir=tmp_path)
     with pytest.warns(UserWarning, match=f"{path.name} is invalid .*{why}.*recomputing"):
@@ -203,6 +211,17 @@ def test_poisoned_disk_entry_is_recomputed_with_a_warning_naming_the_file(model,
     repaired = json.loads(path.read_text())["result"]
     assert {k: v for k, v in repaired.items() if k != "seconds"} == \
         {k: v for k, v in want.to_dict().items() if k != "seconds"}  # the entry is rewritten
+
+
+def test_a_plausible_edit_of_a_disk_entry_is_caught_by_its_content_hash(model, digits, tmp_path):
+    plan = uniform_plan(5)
+    want = Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan)
+    (path,) = tmp_path.glob("evaluations/*/*.json")
+    entry = json.loads(path.read_text())
+    entry["result"]["accuracy"] = 0.5  # 180 of 360: in range, a whole count, and wrong
+    path.write_text(json.dumps(entry))
+    with pytest.warns(UserWarning, match="content hash differs"):
+        assert Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan).accuracy == want.accuracy != 0.5
 
 
 def test_non_finite_fp32_model_is_refused_up_front_naming_the_tensor(model, digits):

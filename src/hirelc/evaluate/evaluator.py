@@ -49,7 +49,7 @@ from hirelc.evaluate._data import qualname, split_loader
 from hirelc.evaluate.compressor import PlanCompressor
 from hirelc.evaluate.fidelity import Fidelity
 from hirelc.evaluate.fingerprint import data_fingerprint, model_fingerprint
-from hirelc.evaluate.validation import check_cache_entry, check_finite_model
+from hirelc.evaluate.validation import check_cache_entry, check_finite_model, entry_digest
 from hirelc.plan import Plan
 from hirelc.rundir import atomic_write_text
 
@@ -521,6 +521,7 @@ class Evaluator:
             "plan": plan.to_dict(),
             "result": result.to_dict(),
         }
+        entry["sha256"] = entry_digest(entry)
         atomic_write_text(self._disk_path(key), json.dumps(entry, indent=1, allow_nan=False))
 
     def _disk_path(self, key: str) -> Path:

@@ -16,6 +16,8 @@ ValueError: the fp32 model has 1 NaN/inf value(s) in 'bias'; hirelc needs a fini
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["check_cache_entry", "check_finite_model"]
+__all__ = ["check_cache_entry", "check_finite_model", "entry_digest"]
+
+
+def entry_digest(entry: Mapping[str, Any]) -> str:
+    """sha256 of a cache entry's canonical JSON, its own "sha256" field left out: recorded
+    when the entry is written, so an edit that keeps the numbers plausible is still caught."""
+    body = {k: v for k, v in entry.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()  # NaN hashes too
 
 
 def check_finite_model(model: nn.Module) -> None:
@@ -59,6 +68,9 @@ def check_cache_entry(entry: Any, *, key: str, fingerprint: str, plan_hash: str)
     """
     if not isinstance(entry, Mapping):
         raise ValueError(f"expected a JSON object, got {type(entry).__name__}")
+    # Entries written before digests existed have none; their numbers are still checked below.
+    if "sha256" in entry and entry["sha256"] != entry_digest(entry):
+        raise ValueError("its content hash differs from the one recorded when it was written")
     for field, want in (("key", key), ("fingerprint", fingerprint)):
         if entry.get(field) != want:
             raise ValueError(f"{field} is {entry.get(field)!r}, expected {want!r}")
