@@ -345,3 +345,11 @@ def test_new_run_failing_while_preparing_is_removed_but_an_interrupted_one_is_re
     with pytest.raises(failure):
         pipeline.run_job(config, tmp_path / "new", progress=False, log=lambda m: None)
     assert (tmp_path / "new" / "config.json").exists() == kept
+
+
+def test_a_run_killed_while_writing_its_first_config_can_be_started_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.json.k2j3.tmp").write_text('{"a": ')  # the writer died before its rename
+    (run / ".hirelc.lock").write_text('{"pid": 999999999}')
+    assert RunDir(run).create({"a": 1}).read_config() == {"a": 1}

@@ -348,7 +348,8 @@ class RunDir:
             except (OSError, ValueError) as e:
                 raise RunDirError(f"{self.path} is not a hirelc run ({e}); choose another directory") from None
             return
-        names = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE) if self.path.is_dir() else []
+        names = sorted(p.name for p in self.path.iterdir() if not _ours_in_passing(p.name)) \
+            if self.path.is_dir() else []
         if names:
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             raise RunDirError(
@@ -476,6 +477,12 @@ class RunDir:
         folder = self.path / CHECKPOINT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
+
+
+def _ours_in_passing(name: str) -> bool:
+    """The lock file, or a temporary file of `atomic_write_text` left by a killed writer
+    (".config.json.<random>.tmp"): a folder holding only these is still an empty one."""
+    return name == LOCK_FILE or (name.startswith(f".{CONFIG_FILE}.") and name.endswith(".tmp"))
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
