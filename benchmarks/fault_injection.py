@@ -123,11 +123,12 @@ def trial(index: int, args: argparse.Namespace, env: dict[str, str], cache: Path
     run = root / f"trial{index}"
     shutil.rmtree(cache / "evaluations", ignore_errors=True)  # kills must hit real evaluations
     start, kills, damages, restarts, killed = time.perf_counter(), [], [], 0, True
-    for _ in range(rng.randint(1, args.kills)):
+    n_kills, scale = rng.randint(1, args.kills), 1.0
+    while len(kills) < n_kills:
         started = (run / "config.json").exists()
         proc = hirelc(["resume", str(run), "--quiet"] if started else search_args(run, args.budget), env)
         restarts += 1
-        delay = rng.uniform(0.3, 1.2) * ref_seconds  # start-up to past the end of a run
+        delay = rng.uniform(0.3, 1.2) * ref_seconds * scale  # start-up to past the end of a run
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -137,8 +138,15 @@ def trial(index: int, args: argparse.Namespace, env: dict[str, str], cache: Path
         else:
             if proc.returncode != 0:
                 raise RuntimeError(f"trial {index}: a run failed: {proc.stderr.read()[-2000:]}")
-            killed = False
-            break  # it finished before the kill: the trial is complete
+            if kills or scale < 0.1:
+                killed = False
+                break  # it finished before the next kill: the trial is complete
+            # Finished before its first kill (the machine got faster than the reference run):
+            # start the trial again with earlier kills, so every trial is killed at least once.
+            shutil.rmtree(run)
+            shutil.rmtree(cache / "evaluations", ignore_errors=True)
+            scale /= 2
+            continue
         wanted = rng.randint(1, 2)
         for kind in rng.sample(DAMAGE, len(DAMAGE)):  # the first kinds that find something to damage
             done = damage(kind, cache, run, rng) if wanted else ""
