@@ -53,7 +53,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ImportError, OSError
 
 
 def _one_line(e: BaseException) -> str:
-    """The message, with the file an OSError names (its str() already has it)."""
+    """The exception's message; an OSError whose text lacks its file name gets it appended."""
     text = str(e) or type(e).__name__
     if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
         text += f": {e.filename}"
