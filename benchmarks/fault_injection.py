@@ -90,7 +90,10 @@ def damage(kind: str, cache: Path, run: Path, rng: random.Random) -> str:
         else:
             import torch
 
-            state = torch.load(path, weights_only=True)
+            try:
+                state = torch.load(path, weights_only=True)
+            except Exception:  # noqa: BLE001 - already damaged (truncated) by an earlier kill
+                return ""
             key = rng.choice([k for k, v in state.items() if v.is_floating_point()])
             state[key].view(-1)[0] += 0.25
             torch.save(state, path)
@@ -128,7 +131,7 @@ def trial(index: int, args: argparse.Namespace, env: dict[str, str], cache: Path
         started = (run / "config.json").exists()
         proc = hirelc(["resume", str(run), "--quiet"] if started else search_args(run, args.budget), env)
         restarts += 1
-        delay = rng.uniform(0.3, 1.2) * ref_seconds * scale  # start-up to past the end of a run
+        delay = rng.uniform(0.15, 1.0) * ref_seconds * scale  # start-up to the end of a run
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
