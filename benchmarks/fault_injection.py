@@ -5,7 +5,8 @@ does (issue 10, "Done when").
 One trial: start `hirelc search` into a fresh run directory; after a random delay (drawn
 uniformly over the undisturbed run's wall time, so a kill can land in start-up, baseline
 loading, the search, the final fine-tune, the export or the report) send SIGKILL; damage
-one or two caches chosen at random; continue with `hirelc resume` (or `search` again when
+one or two caches chosen at random (half the kills land at a random moment of the run, half
+right after a random number of journaled evaluations); continue with `hirelc resume` (or `search` again when
 the kill came before config.json existed), and kill again, `--kills` times at most; then
 let the last resume finish. The trial passes when result.json agrees with the reference
 run on every outcome field, the packed model file is byte-identical, and the journal
@@ -131,14 +132,22 @@ def trial(index: int, args: argparse.Namespace, env: dict[str, str], cache: Path
         started = (run / "config.json").exists()
         proc = hirelc(["resume", str(run), "--quiet"] if started else search_args(run, args.budget), env)
         restarts += 1
-        delay = rng.uniform(0.15, 1.0) * ref_seconds * scale  # start-up to the end of a run
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
+        if rng.random() < 0.5:  # at a moment: start-up, baseline, search, final fine-tune, export, report
+            delay = rng.uniform(0.15, 1.0) * ref_seconds * scale
+            at, deadline = f"{delay:.1f}s", time.monotonic() + delay
+            alive = _wait_for(proc, lambda: time.monotonic() >= deadline)
+        else:  # within the search: as soon as a given number of evaluations is journaled
+            k = rng.randrange(args.budget)
+            at = f"record {k}"
+            alive = _wait_for(proc, lambda: _records(run) >= k)
+        if alive:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            kills.append(round(delay, 1))
+            kills.append(at)
         else:
+            if proc.returncode in (-signal.SIGTERM, -signal.SIGKILL):  # stopped from outside: resume it
+                kills.append("external")
+                continue
             if proc.returncode != 0:
                 raise RuntimeError(f"trial {index}: a run failed: {proc.stderr.read()[-2000:]}")
             if kills or scale < 0.1:
@@ -164,6 +173,20 @@ def trial(index: int, args: argparse.Namespace, env: dict[str, str], cache: Path
         if killed:
             kills.append("external")
     return _verdict(index, run, reference, ref_model, kills, damages, restarts, time.perf_counter() - start)
+
+
+def _wait_for(proc: subprocess.Popen, ready: Any) -> bool:
+    """Poll until `ready()` (True: kill now) or until `proc` ends by itself (False)."""
+    while proc.poll() is None:
+        if ready():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _records(run: Path) -> int:
+    path = run / "journal.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 def _verdict(index: int, run: Path, reference: dict[str, Any], ref_model: str, kills: list[float],
