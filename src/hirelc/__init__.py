@@ -30,6 +30,8 @@ __all__ = [
     "LayerConfig",
     "LayerSpec",
     "Plan",
+    "SpaceConfig",
+    "Target",
     "apply_plan",
     "export_packed",
     "inspect",
@@ -46,8 +48,12 @@ def __getattr__(name: str):
         from hirelc.export import packed
 
         return getattr(packed, name)
-    if name == "search":
-        from hirelc.methods.front import search
+    if name == "SpaceConfig":
+        from hirelc.methods.space import SpaceConfig
 
-        return search
+        return SpaceConfig
+    if name == "Target":
+        from hirelc.methods.target import Target
+
+        return Target
     raise AttributeError(f"module 'hirelc' has no attribute {name!r}")

@@ -67,8 +67,12 @@ class SearchResult:
     history: every real evaluation in order (the ledger's history, journaled ones first).
     episodes: the episode log (see `EpisodeRecord`).
     converged_at: index of the episode at which convergence was detected, or None.
-    stop_reason: "converged", "stalled" (no better plan for a while), "budget", "max_episodes"
-        or "done" (method ran to its end).
+    stop_reason: "converged", "stalled" (no better plan for a while), "budget", "max_episodes",
+        "exhausted" (only already-evaluated plans were proposed) or "done" (method ran to its end).
+    target / target_met: the target (`Target.to_dict`) and whether the chosen plan meets it
+        (None without a target); best_size_bytes / fp32_bytes: the chosen plan's storage
+        and the fp32 model's, by the problem's `SizeModel` (model-free: kernels only).
+    space: the search space (`SearchSpace.to_dict`: choices and size).
     """
 
     method: str
@@ -82,6 +86,11 @@ class SearchResult:
     stop_reason: str = "done"
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    target_met: bool | None = None
+    best_size_bytes: int | None = None
+    fp32_bytes: int | None = None
+    space: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_evaluations(self) -> int:
@@ -93,6 +102,27 @@ class SearchResult:
         """How many real evaluations had been made when the best plan was first evaluated."""
         target = self.plan.content_hash()
         return next((ev.index + 1 for ev in self.history if ev.plan_hash == target), None)
+
+    def notes(self) -> list[str]:
+        """What a user should know about how the search ended (printed with the summary).
+
+        - a learning method stopped by the budget while its policy was still undecided
+          (mean over layers of the top action's probability in the last episode < 0.9);
+        - the policy's greedy plan (top action per layer in the last episode) differs from
+          the chosen plan, which is the best *evaluated* plan by the selection rule.
+        """
+        out = []
+        last = self.episodes[-1] if self.episodes else None
+        if last is None or not last.action_probs:
+            return out
+        confidence = sum(max(p) for p in last.action_probs) / len(last.action_probs)
+        if self.stop_reason in ("budget", "max_episodes") and confidence < 0.9:
+            out.append(f"stopped by the {self.stop_reason.replace('_', ' ')} before the policy converged (mean top-action "
+                       f"probability {confidence:.2f}); a larger --budget may find a better plan")
+        if self.converged_at is not None and last.bits != self.plan.bits():
+            out.append(f"the converged policy's plan {last.bits} differs from the chosen plan {self.plan.bits()}: "
+                       "the chosen plan is the best evaluated one by the selection rule")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (plans as dicts, evaluations as journal records)."""
@@ -109,6 +139,12 @@ class SearchResult:
             "evaluations_to_best": self.evaluations_to_best,
             "seed": self.seed,
             "options": dict(self.options),
+            "target": dict(self.target),
+            "target_met": self.target_met,
+            "best_size_bytes": self.best_size_bytes,
+            "fp32_bytes": self.fp32_bytes,
+            "space": dict(self.space),
+            "notes": self.notes(),
             "history": [ev.to_record() for ev in self.history],
             "episodes": [ep.to_dict() for ep in self.episodes],
         }
