@@ -9,10 +9,13 @@ one or two caches chosen at random (half the kills land at a random moment of th
 right after a random number of journaled evaluations); continue with `hirelc resume` (or `search` again when
 the kill came before config.json existed), and kill again, `--kills` times at most; then
 let the last resume finish. The trial passes when result.json agrees with the reference
-run on every outcome field, the packed model file is byte-identical, and the journal
-holds each evaluation once (one writer).
+run on every outcome field, the packed model file is byte-identical, the journal holds
+each evaluation once (one writer), and the journaled evaluations (plan, accuracy, metrics)
+equal the undisturbed run's, in order.
 
 Damage applied between runs (each kill also leaves a stale lock file behind):
+  (an eval-* damage also drops the last journal record and damages that plan's entry, so
+   the resume has to look it up: a kill between caching and journaling)
   eval-garbage      an evaluation-cache entry overwritten with random bytes
   eval-truncate     an evaluation-cache entry cut in half
   eval-plausible    an entry's accuracy changed to another whole count of examples (valid JSON)
@@ -75,15 +78,21 @@ def damage(kind: str, cache: Path, run: Path, rng: random.Random) -> str:
     entries = sorted(cache.glob("evaluations/**/*.json"))
     checkpoints = sorted(cache.glob("checkpoints/*.pt"))
     if kind.startswith("eval-") and entries:
-        path = rng.choice(entries)
+        # A journaled plan is replayed, never looked up again: to make the resume read the
+        # damaged entry, also drop its plan's journal record, as if the kill had landed
+        # between the evaluator caching the result and the ledger journaling it.
+        plan_hash = _drop_last_record(run / "journal.jsonl")
+        mine = [e for e in entries if plan_hash and e.name.startswith(plan_hash)]
+        path = rng.choice(mine or entries)
         data = path.read_bytes()
         if kind == "eval-garbage":
             path.write_bytes(rng.randbytes(len(data)))
         elif kind == "eval-truncate":
             path.write_bytes(data[: len(data) // 2])
         else:
-            return _plausible_edit(path, rng)
-        return f"{kind} {path.name}"
+            done = _plausible_edit(path, rng)
+            return done + (" (its journal record dropped)" if done and mine else "")
+        return f"{kind} {path.name}" + (" (its journal record dropped)" if mine else "")
     if kind.startswith("ckpt-") and checkpoints:
         path = rng.choice(checkpoints)
         if kind == "ckpt-truncate":
@@ -104,6 +113,22 @@ def damage(kind: str, cache: Path, run: Path, rng: random.Random) -> str:
         with open(journal, "ab") as f:
             f.write(b'{"kind":"evaluation","index":99,"plan":{"features.0":{"bi')
         return kind
+    return ""
+
+
+def _drop_last_record(journal: Path) -> str:
+    """Remove the last complete evaluation record; returns its plan hash ('' if none)."""
+    if not journal.exists():
+        return ""
+    lines = journal.read_bytes().split(b"\n")
+    for i in range(len(lines) - 1, -1, -1):
+        try:
+            record = json.loads(lines[i])
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("kind") == "evaluation":
+            journal.write_bytes(b"\n".join(lines[:i]) + (b"\n" if i else b""))
+            return str(record.get("plan_hash", ""))
     return ""
 
 
@@ -189,20 +214,33 @@ def _records(run: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def _verdict(index: int, run: Path, reference: dict[str, Any], ref_model: str, kills: list[float],
+def _verdict(index: int, run: Path, reference: dict[str, Any], ref_model: str, kills: list[str],
              damages: list[str], restarts: int, seconds: float) -> dict[str, Any]:
+    reference_records = read_records(run.parent / "reference" / "journal.jsonl")
     result = json.loads((run / "result.json").read_text())
     differ = [k for k in COMPARED if result.get(k) != reference.get(k)]
     if sha256(run / "model.hirelc") != ref_model:
         differ.append("model.hirelc bytes")
-    records = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()
-               if line.strip().startswith("{") and line.strip().endswith("}")]
+    records = read_records(run / "journal.jsonl")
     indices = [r["index"] for r in records if r.get("kind") == "evaluation"]
     if sorted(set(indices)) != list(range(result["real_evaluations"])):
         differ.append(f"journal indices {indices}")
+    if _evaluations(records) != _evaluations(reference_records):
+        differ.append("journaled evaluations (plan, accuracy, metrics) differ from the undisturbed run's")
     return {"trial": index, "kills": kills, "damage": damages, "processes": restarts,
             "replayed": result.get("replayed_evaluations"), "seconds": round(seconds, 1),
             "same_as_undisturbed": not differ, "differs": differ}
+
+
+def _evaluations(records: list[dict[str, Any]]) -> list[tuple]:
+    """Each journaled evaluation's plan and measured numbers, in order (times left out)."""
+    return [(r["plan_hash"], r["accuracy"], json.dumps(r.get("metrics"), sort_keys=True), r.get("status"))
+            for r in records if r.get("kind") == "evaluation"]
+
+
+def read_records(journal: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in journal.read_text().splitlines()
+            if line.strip().startswith("{") and line.strip().endswith("}")]
 
 
 def sha256(path: Path) -> str:
