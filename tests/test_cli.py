@@ -105,3 +105,118 @@ def test_pareto_places_a_search_result_and_checks_the_place_first(tmp_path, caps
     point = next(p for p in pareto["points"] if p["bits"] == searched)
     best_allowed = max(f["accuracy"] for f in pareto["frontier"] if f["weighted_bits"] <= point["weighted_bits"] + 1e-12)
     assert placed["gap"] == pytest.approx(max(0.0, best_allowed - point["accuracy"]))
+
+
+# -- every user error is one line, never a traceback (issue 10 item 5) ------------------------
+
+
+def _one_error_line(capsys, *needles):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+USER_MODULE = '''
+import torch
+from torch import nn
+
+def wrong_input(num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(10, num_classes))  # digits are 1x8x8 = 64 values
+
+def nan_weights(in_channels, num_classes, image_size):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size ** 2, num_classes))
+    with torch.no_grad():
+        net[1].weight.fill_(float("nan"))
+    return net
+
+def broken(num_classes):
+    raise FileNotFoundError("weights.pt")
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "usermod.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "usermod"
+
+
+@pytest.mark.parametrize("model, needles", [
+    ("math:nope", ["'math:nope'", "no attribute 'nope'"]),             # AttributeError at the source
+    ("math:pi", ["'math:pi'", "not a callable"]),
+    ("no_such_pkg.models:net", ["'no_such_pkg.models:net'", "not found"]),
+    ("usermod:broken", ["model factory 'usermod:broken' failed: FileNotFoundError"]),
+    ("usermod:wrong_input", ["training model 'usermod:wrong_input' on 'digits' failed",
+                             "must take 1x8x8 inputs"]),                # torch RuntimeError
+    ("usermod:nan_weights", ["training diverged"]),                   # FloatingPointError
+])
+def test_model_import_and_training_errors_are_one_line(user_module, tmp_path, capsys, model, needles):
+    args = ["train", "--model", model, "--data", "digits", "--train-epochs", "1", "--quiet"]
+    assert main(args) == 2
+    _one_error_line(capsys, *needles)
+
+
+def test_os_errors_name_the_path(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("the user's")
+    assert main(["search", *COMMON, "--out", str(blocker / "run")]) == 2
+    _one_error_line(capsys, str(blocker))
+    assert main(["report", str(tmp_path / "no-run")]) == 2
+    _one_error_line(capsys, "no-run")
+
+
+def test_out_that_is_a_user_folder_is_refused_before_any_work(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "result.json").write_text("{}")
+    assert main(["search", *COMMON, "--out", str(mine)]) == 2
+    _one_error_line(capsys, "not empty (result.json)", "choose a new or empty directory")
+    assert sorted(p.name for p in mine.iterdir()) == ["result.json"]
+
+
+def test_export_target_is_checked_before_the_fine_tune(tmp_path, capsys):
+    from hirelc.paths import cache_dir
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"features.0": 4}))
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's own file")
+    for target, needle in ((tmp_path, "is a directory"), (mine, "not a packed file written by hirelc")):
+        assert main(["export", *COMMON, "--plan", str(plan), "--out", str(target)]) == 2
+        _one_error_line(capsys, str(target), needle)
+    assert mine.read_text() == "the user's own file"
+    assert not any(cache_dir("checkpoints").glob("*.pt"))  # refused before the baseline was trained
+
+
+def test_a_run_locked_by_another_process_is_one_line(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    hold = ("import sys, time\nfrom hirelc.rundir import RunDir\n"
+            "run = RunDir(sys.argv[1]).create({'a': 1})\nprint('locked', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert main(["resume", str(tmp_path / "run"), "--quiet"]) == 2  # {'a': 1} is no search config
+        _one_error_line(capsys, "not a hirelc search config: unknown keys ['a']")
+        assert main(["search", *COMMON, "--out", str(tmp_path / "run"), "--resume"]) == 2
+        _one_error_line(capsys, f"in use by process {proc.pid}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_bug_is_not_hidden_behind_an_error_line(monkeypatch):
+    import hirelc.cli as cli
+
+    def buggy(args):
+        return {}["missing"]  # a KeyError inside hirelc is a bug: it must show its traceback
+
+    monkeypatch.setattr(cli, "_cmd_list_models", buggy)
+    with pytest.raises(KeyError):
+        cli.main(["list-models"])

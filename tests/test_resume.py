@@ -61,3 +61,19 @@ def test_killed_search_resumes_without_recomputing(tmp_path):
     accuracies = [json.loads(line)["accuracy"] for line in (run / "journal.jsonl").read_text().splitlines()]
     assert accuracies == [json.loads(line)["accuracy"]
                           for line in (ref_run / "journal.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_fault_injection_two_trials_end_like_an_undisturbed_run(tmp_path):
+    """benchmarks/fault_injection.py, small: random kill -9s and damaged caches between
+    resumes; every trial must end with the undisturbed run's result and packed file."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fault_injection.py"
+    report = tmp_path / "report.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(script), "--trials", "2", "--kills", "2", "--budget", "6",
+                           "--seed", "3", "--workdir", str(tmp_path / "work"), "--json", str(report)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["passed"] == data["trials"] == 2 and data["kills"] >= 2
+    assert all(row["same_as_undisturbed"] and not row["differs"] for row in data["rows"])

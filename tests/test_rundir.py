@@ -274,3 +274,82 @@ def test_discard_if_unused_removes_only_a_run_that_recorded_nothing(tmp_path):
     (tmp_path / "shared" / "notes.txt").write_text("the user's own file")
     assert not shared.discard_if_unused() and (tmp_path / "shared" / "notes.txt").exists()
     assert not RunDir(tmp_path / "never-made").discard_if_unused()
+
+
+# -- the user's files are never overwritten, a resume never deletes ---------------------------
+
+
+@pytest.mark.parametrize("names", [["result.json", "plan.json"], ["journal.jsonl"], ["notes.txt"]])
+def test_non_empty_folder_without_a_run_is_refused_and_left_alone(tmp_path, names):
+    for name in names:
+        (tmp_path / name).write_text('{"mine": true}\n')
+    for flags in ({}, {"resume": True}, {"force": True}, {"resume": True, "force": True}):
+        with pytest.raises(RunDirError, match="not empty .* holds no hirelc run"):
+            RunDir(tmp_path).create({"a": 1}, **flags)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # nothing added, nothing lost
+    assert all((tmp_path / n).read_text() == '{"mine": true}\n' for n in names)
+
+
+def test_a_file_or_a_foreign_config_is_not_a_run(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        RunDir(tmp_path / "file").create({"a": 1})
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text("[1, 2]")  # some other tool's config
+    with pytest.raises(RunDirError, match="not a hirelc run"):
+        RunDir(tmp_path / "other").create({"a": 1}, force=True)
+    assert (tmp_path / "other" / "config.json").read_text() == "[1, 2]"
+
+
+def test_empty_folder_is_used_and_a_refusal_removes_no_user_folder(tmp_path):
+    RunDir(tmp_path / "empty").create({"a": 1}).close()
+    assert (tmp_path / "empty" / "config.json").exists()
+    (tmp_path / "mine").mkdir()
+    run = RunDir(tmp_path / "mine").create({"a": 1})
+    assert run.discard_if_unused() and (tmp_path / "mine").is_dir()  # the user's folder stays
+
+
+def test_a_resumed_run_is_never_discarded(tmp_path):
+    RunDir(tmp_path / "run").create({"a": 1}).close()  # a run killed before its first evaluation
+    again = RunDir(tmp_path / "run").create({"a": 1}, resume=True)
+    assert not again.discard_if_unused()
+    assert (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, ValueError])
+def test_interrupted_or_failing_resume_keeps_the_run(tmp_path, monkeypatch, failure):
+    from hirelc import pipeline
+
+    config = pipeline.JobConfig(method="random", model="lenet5", data="digits", max_evaluations=2)
+    RunDir(tmp_path / "run").create(config.to_dict()).close()
+
+    def prepare(*args, **kwargs):
+        raise failure("stopped while preparing the baseline")
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    with pytest.raises(failure):
+        pipeline.run_job(config, tmp_path / "run", resume=True, progress=False, log=lambda m: None)
+    assert (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("failure, kept", [(KeyboardInterrupt, True), (ValueError, False)])
+def test_new_run_failing_while_preparing_is_removed_but_an_interrupted_one_is_resumable(
+        tmp_path, monkeypatch, failure, kept):
+    from hirelc import pipeline
+
+    def prepare(*args, **kwargs):
+        raise failure("stopped while preparing")
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    config = pipeline.JobConfig(method="random", model="lenet5", data="digits", max_evaluations=2)
+    with pytest.raises(failure):
+        pipeline.run_job(config, tmp_path / "new", progress=False, log=lambda m: None)
+    assert (tmp_path / "new" / "config.json").exists() == kept
+
+
+def test_a_run_killed_while_writing_its_first_config_can_be_started_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.json.k2j3.tmp").write_text('{"a": ')  # the writer died before its rename
+    (run / ".hirelc.lock").write_text('{"pid": 999999999}')
+    assert RunDir(run).create({"a": 1}).read_config() == {"a": 1}

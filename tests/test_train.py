@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from hirelc.data import DataSplits, load_dataset
+from hirelc.integrity import digest_path
 from hirelc.paths import cache_dir
 from hirelc.train import TrainInfo, TrainRecipe, augment, evaluate_accuracy, resolve_device, train_baseline
 
@@ -175,9 +176,39 @@ def test_training_is_deterministic(digits: DataSplits, tiny_mlp: str) -> None:
 def test_corrupt_checkpoint_is_retrained_with_a_warning(digits: DataSplits, tiny_mlp: str) -> None:
     _, info = train_baseline(tiny_mlp, digits, progress=False)
     Path(info.checkpoint).write_bytes(b"truncated")
-    with pytest.warns(UserWarning, match="ignoring unreadable checkpoint"):
+    with pytest.warns(UserWarning, match="checkpoint .*pt is invalid .*retraining it"):
         _, again = train_baseline(tiny_mlp, digits, progress=False)
     assert not again.cached and again.test_accuracy == info.test_accuracy
+
+
+def _poison_weights(weights: Path, value: float) -> None:
+    state = torch.load(weights, weights_only=True)
+    first = next(k for k, v in state.items() if torch.is_floating_point(v))
+    state[first].view(-1)[0] = value
+    torch.save(state, weights)  # a loadable file whose content changed after it was written
+
+
+@pytest.mark.parametrize("value, why", [(0.5, "content hash differs"), (float("nan"), "content hash differs")])
+def test_a_checkpoint_edited_after_writing_is_retrained(digits: DataSplits, tiny_mlp: str, value, why) -> None:
+    model, info = train_baseline(tiny_mlp, digits, progress=False)
+    assert digest_path(info.checkpoint).exists()  # the hash is recorded when written
+    _poison_weights(Path(info.checkpoint), value)
+    with pytest.warns(UserWarning, match=f"{Path(info.checkpoint).name} is invalid .*{why}"):
+        again, retrained = train_baseline(tiny_mlp, digits, progress=False)
+    assert not retrained.cached
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert train_baseline(tiny_mlp, digits, progress=False)[1].cached  # the entry is repaired
+
+
+def test_a_checkpoint_from_before_hashes_is_checked_for_nan_then_gets_a_hash(digits: DataSplits, tiny_mlp: str) -> None:
+    _, info = train_baseline(tiny_mlp, digits, progress=False)
+    digest_path(info.checkpoint).unlink()  # as written by an older hirelc
+    assert train_baseline(tiny_mlp, digits, progress=False)[1].cached
+    assert digest_path(info.checkpoint).exists()
+    digest_path(info.checkpoint).unlink()
+    _poison_weights(Path(info.checkpoint), float("inf"))
+    with pytest.warns(UserWarning, match="NaN/inf values"):
+        assert not train_baseline(tiny_mlp, digits, progress=False)[1].cached
 
 
 def test_module_instances_are_keyed_by_initial_weights(digits: DataSplits) -> None:

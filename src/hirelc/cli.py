@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hirelc.runlock import RunLockedError
+
 console = Console(stderr=True, highlight=False)
 BITS_ONLY_DEFAULT = "2,3,4,5,8"  # the public ReLeQ code's bit set
 out = Console(highlight=False)
@@ -34,13 +36,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError, TypeError, ImportError, KeyError) as e:
+    except USER_ERRORS as e:
         # One unwrapped line (paths stay copyable); the message is text, not rich markup.
-        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_one_line(e))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted: journaled evaluations are kept; continue with `hirelc resume RUN`")
         return 130
+
+
+# Errors a user causes and can fix. ValueError covers bad values, files and factories
+# (hirelc converts user-caused TypeError/AttributeError/RuntimeError into ValueErrors where
+# they arise); OSError names the file it could not read or write; FloatingPointError is a
+# diverged fp32 training; RunLockedError another process on the run. Not TypeError or
+# KeyError in general: those are bugs, and a bug should show its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ImportError, OSError, FloatingPointError, RunLockedError)
+
+
+def _one_line(e: BaseException) -> str:
+    """The exception's message; an OSError whose text lacks its file name gets it appended."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text += f": {e.filename}"
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,10 +289,12 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from hirelc.export.packed import export_packed
+    from hirelc.export.packed import export_packed, is_packed_file
     from hirelc.pipeline import prepare, state_dict_bytes
+    from hirelc.rundir import check_output_file
 
     plan = _load_plan(args.plan)
+    check_output_file(args.out, is_packed_file, "packed file")  # before the fine-tune, not after
     prep = prepare(_job(args), progress=not args.quiet, log=_log(args))
     model = prep.model  # export_packed compresses an fp32 model itself
     if args.epochs:

@@ -14,6 +14,16 @@ import importlib
 import re
 from typing import Any
 
+class ImportAttributeError(ValueError, AttributeError):
+    """An import string names an attribute its module does not have (a user error: a
+    ValueError, and still an AttributeError for callers that catch that)."""
+
+
+class FactoryError(ValueError, TypeError):
+    """A user's factory (named by an import string) is not callable, fails, or returns the
+    wrong kind of object (a ValueError for the CLI, still a TypeError for older callers)."""
+
+
 _SPEC_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -30,8 +40,8 @@ def import_object(spec: str, *, callable_required: bool = True) -> Any:
     """Import `attr` from `package.module` given "package.module:attr" (attr may be dotted).
 
     Raises ValueError for a malformed string, ImportError when the module cannot be
-    imported, AttributeError when the attribute is missing, and TypeError when a callable
-    was required and the object is not one.
+    imported, `ImportAttributeError` when the attribute is missing, and `FactoryError`
+    when a callable was required and the object is not one (both are ValueErrors).
 
     >>> import_object("os.path:join")("a", "b") in ("a/b", "a\\\\b")
     True
@@ -46,10 +56,10 @@ def import_object(spec: str, *, callable_required: bool = True) -> Any:
     obj: Any = module
     for part in attr_path.split("."):
         if not hasattr(obj, part):
-            raise AttributeError(f"{spec!r}: module {module_name!r} has no attribute {attr_path!r}")
+            raise ImportAttributeError(f"{spec!r}: module {module_name!r} has no attribute {attr_path!r}")
         obj = getattr(obj, part)
     if callable_required and not callable(obj):
-        raise TypeError(f"{spec!r}: {attr_path!r} is a {type(obj).__name__}, not a callable")
+        raise FactoryError(f"{spec!r}: {attr_path!r} is a {type(obj).__name__}, not a callable")
     return obj
 
 

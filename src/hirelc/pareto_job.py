@@ -30,7 +30,8 @@ def run_pareto(
     prep = _prepare_or_discard(run, config, progress, log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
     total = space_size(len(problem.layers), len(problem.bits))
-    ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal)
+    ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal,
+                              layers=problem.names)
     log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
     points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
                              progress=_progress_printer(log) if progress else None)

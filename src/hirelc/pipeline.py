@@ -117,6 +117,9 @@ class JobConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JobConfig":
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:  # a user-edited or foreign config.json: a clear error, not a TypeError
+            raise ValueError(f"not a hirelc search config: unknown keys {unknown}")
         return cls(**d)
 
 
@@ -164,7 +167,7 @@ def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log
     reuse it. A run with journaled evaluations is kept as it is."""
     try:
         return prepare(config, progress=progress, log=log, run_dir=run, **objects)
-    except BaseException:
+    except Exception:  # not KeyboardInterrupt: the CLI then says the run can be resumed
         run.discard_if_unused()
         raise
 

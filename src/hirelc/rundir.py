@@ -15,22 +15,34 @@ Layout of one run::
 >>> run.journal.append({"plan_hash": "ab12", "accuracy": 0.98})
 >>> [r["accuracy"] for r in run.journal.records()]
 [0.98]
->>> sorted(os.listdir(path))
+>>> sorted(os.listdir(path))  # the lock file marks the one process writing this run
+['.hirelc.lock', 'config.json', 'journal.jsonl']
+>>> run.close(); sorted(os.listdir(path))
 ['config.json', 'journal.jsonl']
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import tempfile
-import warnings
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hirelc.durable import (  # re-exported: they were defined here first
+    Journal,
+    JournalCorruptError,
+    _strict_json,
+    atomic_write_text,
+    check_output_file,
+)
+from hirelc.runlock import LOCK_FILE, RunLock
+
+__all__ = ["Journal", "JournalCorruptError", "RunArtifacts", "RunDir", "RunDirError", "atomic_write_text",
+           "check_output_file", "config_diff"]
 
 CONFIG_FILE = "config.json"
 JOURNAL_FILE = "journal.jsonl"
@@ -41,183 +53,6 @@ CHECKPOINT_DIR = "checkpoints"
 
 class RunDirError(ValueError):
     """A run directory cannot be used as asked (existing run, config mismatch)."""
-
-
-class JournalCorruptError(ValueError):
-    """A journal line other than the last one is not a JSON object."""
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a mix.
-
-    Writes a temporary file in the same directory (so `os.replace` is a rename on one
-    filesystem), fsyncs it, renames it over `path`, then fsyncs the directory so the rename
-    itself survives a power cut.
-
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "out", "result.json")
-    >>> atomic_write_text(path, '{"accuracy": 0.9}')
-    >>> Path(path).read_text()
-    '{"accuracy": 0.9}'
-    >>> os.listdir(os.path.dirname(path))  # no temporary file left behind
-    ['result.json']
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Directory fsync makes a rename durable on POSIX; Windows cannot open directories.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _strict_json(record: Any, what: str) -> str:
-    """One-line JSON; refuses NaN/inf, which JSON cannot represent portably."""
-    try:
-        return json.dumps(record, allow_nan=False, separators=(",", ":"), sort_keys=False)
-    except ValueError as e:
-        bad = _first_non_finite(record)
-        where = f" at {bad}" if bad else ""
-        raise ValueError(
-            f"{what} contains a NaN or infinity{where}, which JSON cannot store; "
-            "store None or a string instead"
-        ) from e
-    except TypeError as e:
-        raise TypeError(f"{what} is not JSON-serialisable: {e}") from e
-
-
-def _first_non_finite(obj: Any, path: str = "") -> str | None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return path or "<root>"
-    if isinstance(obj, Mapping):
-        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in obj.items())
-    elif isinstance(obj, (list, tuple)):
-        items = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
-    else:
-        return None
-    for sub, value in items:
-        found = _first_non_finite(value, sub)
-        if found:
-            return found
-    return None
-
-
-class Journal:
-    """Append-only JSON-lines log that survives `kill -9`.
-
-    Every `append` writes one line, flushes and fsyncs before returning, so a record the
-    caller saw written is on disk. A process killed mid-write leaves at most one torn last
-    line: `records()` skips it with a warning, and the next `append` cuts it off first so
-    the new record does not get glued onto it. One writer at a time.
-
-    >>> import os, tempfile
-    >>> j = Journal(os.path.join(tempfile.mkdtemp(), "run", "journal.jsonl"))
-    >>> j.append({"step": 1, "accuracy": 0.97})
-    >>> j.records()
-    [{'step': 1, 'accuracy': 0.97}]
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._tail_checked = False
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Write `record` as one line; durable (fsynced) when this returns."""
-        if not isinstance(record, Mapping):
-            raise TypeError(f"a journal record must be a dict, got {type(record).__name__}")
-        line = (_strict_json(dict(record), "journal record") + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self._tail_checked:
-            self._cut_torn_tail()
-            self._tail_checked = True
-        with open(self.path, "ab") as f:
-            f.write(line)  # one write call: a kill leaves a prefix of this line, never a mix
-            f.flush()
-            os.fsync(f.fileno())
-
-    def records(self) -> list[dict[str, Any]]:
-        """All complete records in order; a torn last line is skipped with a warning.
-
-        Raises `JournalCorruptError` naming the line when a line before the last is broken.
-        """
-        return list(self._iter_records())
-
-    def __len__(self) -> int:
-        return len(self.records())
-
-    def _iter_records(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        lines = self.path.read_bytes().split(b"\n")
-        numbered = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
-        for i, (number, raw) in enumerate(numbered):
-            record = _parse_line(raw)
-            if record is not None:
-                yield record
-            elif i == len(numbered) - 1:
-                warnings.warn(
-                    f"{self.path}: line {number} is incomplete or corrupt (an interrupted "
-                    "write, e.g. the run was killed); skipping it",
-                    stacklevel=3,
-                )
-            else:
-                raise JournalCorruptError(
-                    f"{self.path}: line {number} is not a valid JSON object, and it is not "
-                    "the last line, so this is damage rather than an interrupted write; "
-                    "repair or delete that line to continue"
-                )
-
-    def _cut_torn_tail(self) -> None:
-        """Make the file end in a complete line before appending.
-
-        An unparsable last line (a killed writer's prefix) is truncated away, matching what
-        `records()` skips; a complete record that only lacks its newline keeps it.
-        """
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        body = data.rstrip(b"\n")
-        start = body.rfind(b"\n") + 1  # start of the last non-empty line
-        last = body[start:]
-        if not last.strip() or _parse_line(last) is not None:
-            if data and not data.endswith(b"\n"):
-                with open(self.path, "ab") as f:
-                    f.write(b"\n")
-            return
-        warnings.warn(
-            f"{self.path}: removing an incomplete last line (an interrupted write) before "
-            "appending",
-            stacklevel=3,
-        )
-        with open(self.path, "r+b") as f:
-            f.truncate(start)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _parse_line(raw: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 @dataclass(frozen=True)
@@ -249,6 +84,8 @@ class RunDir:
         self.path = Path(path)
         self.resumed = False
         self._journal: Journal | None = None
+        self._lock: RunLock | None = None
+        self._made_dir = False  # this object created the folder (so it may remove it again)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -257,6 +94,8 @@ class RunDir:
     ) -> "RunDir":
         """Start a run, or resume the one already here.
 
+        - a directory holding files but no run (no `config.json`): refused, whatever the
+          flags: those files are the user's.
         - empty or missing directory: writes `config.json` (also when `resume=True`).
         - existing run, `resume=False`: refused, unless `force=True`, which deletes this
           run's own files (config, journal, result, sensitivity, checkpoints, artifacts)
@@ -264,8 +103,24 @@ class RunDir:
         - existing run, `resume=True`: the stored config must equal `config`; a mismatch is
           refused naming the differing keys, unless `force=True`, which keeps the journal
           and overwrites `config.json`.
+
+        The run is locked for this process until `close()` (`hirelc.runlock`): a second
+        process asking for it gets `RunLockedError` naming the holder's pid.
         """
         config = json.loads(_strict_json(dict(config), "config"))  # tuples -> lists, like on disk
+        self._made_dir = not self.path.exists()
+        self._check_is_run_or_empty()
+        self.lock()
+        try:
+            self._open(config, resume, force)
+        except BaseException:
+            self.close()
+            if self._made_dir and not any(self.path.iterdir()):
+                self.path.rmdir()
+            raise
+        return self
+
+    def _open(self, config: dict[str, Any], resume: bool, force: bool) -> None:
         if self.config_path.exists() and not resume:
             if not force:
                 raise RunDirError(
@@ -277,9 +132,50 @@ class RunDir:
         elif self.config_path.exists():
             self._check_resume(config, force)
             self.resumed = True
-        self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+    def _check_is_run_or_empty(self) -> None:
+        """Refuse a folder that holds files but no hirelc run: they are the user's, and a
+        run would overwrite them (result.json, plan.json) or replay them (journal.jsonl)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a run directory; choose another --out")
+        if self.config_path.exists():
+            try:
+                self.read_config()
+            except (OSError, ValueError) as e:
+                raise RunDirError(f"{self.path} is not a hirelc run ({e}); choose another directory") from None
+            return
+        names = sorted(p.name for p in self.path.iterdir() if not _ours_in_passing(p.name)) \
+            if self.path.is_dir() else []
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise RunDirError(
+                f"{self.path} is not empty ({shown}) and holds no hirelc run ({CONFIG_FILE} is "
+                "missing); hirelc will not write into it: choose a new or empty directory"
+            )
+
+    # -- the writer lock -------------------------------------------------------------------
+
+    def lock(self) -> "RunDir":
+        """Become the one writer of this run (`hirelc.runlock`); RunLockedError otherwise.
+        Held until `close()` or until this object is garbage-collected or the process ends."""
+        if self._lock is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = RunLock(self.path).acquire()
+            self._finalizer = weakref.finalize(self, self._lock.release)
         return self
+
+    def close(self) -> None:
+        """Release the writer lock (the files stay)."""
+        if self._lock is not None:
+            self._finalizer()
+            self._lock = None
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _check_resume(self, config: dict[str, Any], force: bool) -> None:
         stored = self.read_config()
@@ -303,15 +199,18 @@ class RunDir:
         self._journal = None
 
     def discard_if_unused(self) -> bool:
-        """Remove a run that recorded nothing yet (only its config.json), e.g. after a job
-        failed while loading its data, so a corrected command can use the same directory.
-        Returns True if it was removed; a run with a journal or a result is never touched.
+        """Remove a run this object has just started that recorded nothing yet (only its
+        config.json), e.g. after a job failed while loading its data, so a corrected command
+        can use the same directory. Returns True if it was removed. A resumed run, or one
+        with a journal or a result, is never touched; a folder the user made stays.
         """
-        names = {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
-        if names != {CONFIG_FILE}:
+        names = {p.name for p in self.path.iterdir()} - {LOCK_FILE} if self.path.is_dir() else set()
+        if self.resumed or self._lock is None or names != {CONFIG_FILE}:
             return False
         self.config_path.unlink()
-        self.path.rmdir()
+        self.close()
+        if self._made_dir and not any(self.path.iterdir()):
+            self.path.rmdir()
         return True
 
     # -- files -----------------------------------------------------------------------------
@@ -375,6 +274,12 @@ class RunDir:
         folder = self.path / CHECKPOINT_DIR
         folder.mkdir(parents=True, exist_ok=True)
         return folder / name
+
+
+def _ours_in_passing(name: str) -> bool:
+    """The lock file, or a temporary file of `atomic_write_text` left by a killed writer
+    (".config.json.<random>.tmp"): a folder holding only these is still an empty one."""
+    return name == LOCK_FILE or (name.startswith(f".{CONFIG_FILE}.") and name.endswith(".tmp"))
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:

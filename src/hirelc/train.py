@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from hirelc.data.splits import DataSplits, batch_loader
+from hirelc.integrity import record_digest, state_digest, verify_digest
 from hirelc.paths import cache_dir
 from hirelc.zoo.recipe import TrainRecipe
 from hirelc.zoo.registry import create_model, default_recipe
@@ -204,7 +205,7 @@ def train_baseline(
         info = _load_cached(net, paths, key)
         if info is not None:
             return net.to(target).eval(), info
-    info = _fit(net, name, data, recipe, seed, target, progress)
+    info = _fit_or_explain(net, name, data, recipe, seed, target, progress)
     info.key = key
     if paths is not None:
         _save_checkpoint(net, info, paths)
@@ -248,13 +249,31 @@ def _load_cached(model: nn.Module, paths: tuple[Path, Path], key: str) -> TrainI
         info = TrainInfo.from_dict(json.loads(sidecar.read_text()))
         if info.key != key:
             raise ValueError(f"key {info.key!r} != {key!r}")
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        _check_state(weights, state)
+        model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - torch.load of a damaged file raises many kinds
         # A corrupt or stale cache entry must not stop the user: retrain and overwrite it.
-        warnings.warn(f"ignoring unreadable checkpoint {weights}: {err}", stacklevel=3)
+        warnings.warn(f"checkpoint {weights} is invalid ({err}); retraining it", stacklevel=3)
         return None
     info.cached, info.checkpoint = True, str(weights)
     return info
+
+
+def _check_state(weights: Path, state: Any) -> None:
+    """The loaded weights are the ones written (content hash, `hirelc.integrity`) and
+    finite; an entry from before hashes were recorded gets its hash recorded now."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("not a state_dict of tensors")
+    digest = state_digest(state)
+    known = verify_digest(weights, digest)
+    if known is False:
+        raise ValueError("its content hash differs from the one recorded when it was written")
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"NaN/inf values in {bad[:3]}")
+    if known is None:
+        record_digest(weights, digest)
 
 
 def _save_checkpoint(model: nn.Module, info: TrainInfo, paths: tuple[Path, Path]) -> None:
@@ -264,9 +283,24 @@ def _save_checkpoint(model: nn.Module, info: TrainInfo, paths: tuple[Path, Path]
     tmp = weights.with_suffix(f".{os.getpid()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, weights)  # atomic, so a concurrent reader never sees half a file
+    record_digest(weights, state_digest(state))  # before the sidecar that marks it complete
     tmp = sidecar.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(info.to_dict(), indent=2))
     os.replace(tmp, sidecar)  # written last: its presence marks a complete entry
+
+
+def _fit_or_explain(model: nn.Module, name: str, data: DataSplits, recipe: TrainRecipe, seed: int,
+                    device: torch.device, progress: bool) -> TrainInfo:
+    """`_fit`; torch's RuntimeError (most often a model whose input or output does not fit
+    the data) becomes a ValueError naming the model, the dataset and the shapes expected."""
+    try:
+        return _fit(model, name, data, recipe, seed, device, progress)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"training model {name!r} on {data.name!r} failed: {first}; the model must take "
+            f"{data.in_channels}x{data.image_size}x{data.image_size} inputs and output {data.num_classes} classes"
+        ) from e
 
 
 def _fit(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hirelc.compress.quantize import (
     FLOAT_FORMATS,
+    WeightRangeError,
     dequantize,
     fake_quantize,
     magnitude_table,
@@ -454,9 +455,17 @@ def test_largest_float16_scale_is_accepted_and_one_above_it_is_refused():
         quantize(torch.full((2, 3), 7e4), LayerConfig(1))  # 1 bit: the scale is mean|w|
 
 
-def test_fake_quantize_turns_an_unstorable_scale_into_nan_not_an_exception():
-    # a diverging fine-tune must show up as a non-finite loss (hirelc.evaluate relies on it)
-    w = torch.tensor([[1e7, 1.0], [0.5, -0.25]], requires_grad=True)
-    out = fake_quantize(w, LayerConfig(4))
-    assert out[0].isnan().all() and torch.isfinite(out[1]).all()
-    assert fake_quantize(torch.tensor([[float("inf"), 1.0]]), LayerConfig(4)).isnan().all()
+@pytest.mark.parametrize("bad", [1e7, float("inf"), float("nan")])
+@pytest.mark.parametrize("cfg", [LayerConfig(4), LayerConfig(1), LayerConfig(3, number_format="int_asym"),
+                                 LayerConfig(4, number_format="pow2", granularity="per_group", group_size=2)])
+def test_fake_quantize_applies_the_range_checks_of_quantize_and_names_the_kernel(bad, cfg):
+    # the same check as export: a plan that fine-tunes under fake quantization always exports
+    w = torch.tensor([[bad, 1.0], [0.5, -0.25]], requires_grad=True)
+    why = "float16's largest value" if bad == 1e7 else "inf or NaN"
+    if bad == 1e7 and cfg.bits == 1:
+        w = torch.full((2, 2), 1e5)  # 1 bit: the scale is mean|w|
+    with pytest.raises(WeightRangeError, match=f"kernel 'conv1': .*{why}") as e:
+        fake_quantize(w, cfg, kernel="conv1")
+    assert e.value.kernel == "conv1"
+    with pytest.raises(WeightRangeError, match=why):
+        quantize(w, cfg, kernel="conv1")

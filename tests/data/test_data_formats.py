@@ -283,3 +283,43 @@ def test_image_folder_errors_name_the_culprit(tmp_path: Path) -> None:
         load_dataset(f"imagefolder:{tmp_path}")
     with pytest.raises(DatasetFormatError, match="no class sub-folders"):
         load_dataset(f"imagefolder:{tmp_path / 'cat'}")
+
+
+class _RunsCode:
+    """What a hostile 'CIFAR batch' looks like: unpickling it calls os.system."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_cifar_pickle_that_would_run_code_is_refused_by_name(tmp_path, protocol):
+    make_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    payload = {b"data": cifar_images(4, 0), b"labels": [0, 1, 2, 3], b"x": _RunsCode(f"touch {marker}")}
+    (tmp_path / "data_batch_2").write_bytes(pickle.dumps(payload, protocol=protocol))
+    with pytest.raises(DatasetFormatError, match=r"data_batch_2: .*refusing to load (posix|os)\.system"):
+        load_dataset(f"cifar10:{tmp_path}")
+    assert not marker.exists()
+
+
+def test_cifar_pickle_of_builtins_eval_is_refused(tmp_path):
+    make_cifar10(tmp_path)
+    crafted = b"cbuiltins\neval\n(S'1+1'\ntR."  # protocol 0: GLOBAL builtins.eval, then call it
+    (tmp_path / "test_batch").write_bytes(crafted)
+    with pytest.raises(DatasetFormatError, match="refusing to load builtins.eval"):
+        load_dataset(f"cifar10:{tmp_path}")
+
+
+def test_cifar_python3_pickles_of_arrays_still_load(tmp_path):
+    make_cifar10(tmp_path)
+    for protocol in (2, 5):  # protocol 2 stores bytes via _codecs.encode(..., "latin1")
+        pickle.dump({"data": cifar_images(4, 1), "labels": np.array([5, 6, 7, 8])},
+                    (tmp_path / "data_batch_5").open("wb"), protocol=protocol)
+        data = load_dataset(f"cifar10:{tmp_path}", val_fraction=0.25)
+        assert data.num_classes == 10 and len(data.train) + len(data.val) == 20

@@ -113,3 +113,4 @@ def test_register_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
         register_dataset("stripes", lambda root=None, image_size=None: stripes(), "again")
     with pytest.raises(ValueError, match="without ':'"):
         register_dataset("a:b", stripes, "bad name")
+

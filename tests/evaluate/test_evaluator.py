@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -165,10 +166,82 @@ def test_unreadable_disk_entry_is_recomputed_with_warning(model, digits, tmp_pat
     (entry,) = tmp_path.glob("evaluations/*/*.json")
     entry.write_text('{"key": "tru')
     fresh = Evaluator(model, digits, cache_dir=tmp_path)
-    with pytest.warns(UserWarning, match="ignoring unreadable evaluation cache entry"):
+    with pytest.warns(UserWarning, match="evaluation cache entry .*json is invalid .*recomputing it"):
         r = fresh.evaluate(plan)
     assert not r.cached and fresh.real_evaluations == 1
     assert json.loads(entry.read_text())["result"]["accuracy"] == r.accuracy  # rewritten
+
+
+def _poison(field, value):
+    def edit(entry):
+        entry["result"][field] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, why", [
+    (_poison("accuracy", 1.5), "outside"),
+    (_poison("accuracy", float("nan")), "accuracy is nan"),          # json writes NaN, reads it back
+    (_poison("accuracy", 0.123456789), "whole number of correct"),   # not k / n for any k
+    (_poison("loss", -1.0), "loss is -1.0"),
+    (_poison("logit_mse", None), "logit_mse is None"),               # only a diverged result may lack it
+    (_poison("n_examples", 0), "n_examples is 0"),
+    (_poison("plan_hash", "0" * 16), "plan_hash"),
+    (lambda e: e.__setitem__("key", "other"), "key is 'other'"),
+    (lambda e: e.__setitem__("result", [1, 2]), "no 'result'"),
+])
+@pytest.mark.parametrize("resealed", [False, True])
+def test_poisoned_disk_entry_is_recomputed_with_a_warning_naming_the_file(model, digits, tmp_path, edit, why,
+                                                                          resealed):
+    """resealed=False: the recorded content hash catches the edit; True: the hash is removed
+    (an entry from before hashes), and the range checks must catch it."""
+    plan = uniform_plan(5)
+    want = Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan)
+    (path,) = tmp_path.glob("evaluations/*/*.json")
+    entry = json.loads(path.read_text())
+    edit(entry)
+    if resealed:
+        del entry["sha256"]
+    else:
+        why = "content hash differs"
+    path.write_text(json.dumps(entry))
+    fresh = Evaluator(model, digits, cache_dir=tmp_path)
+    with pytest.warns(UserWarning, match=f"{path.name} is invalid .*{why}.*recomputing"):
+        got = fresh.evaluate(plan)
+    assert not got.cached and fresh.real_evaluations == 1 and got.accuracy == want.accuracy
+    repaired = json.loads(path.read_text())["result"]
+    assert {k: v for k, v in repaired.items() if k != "seconds"} == \
+        {k: v for k, v in want.to_dict().items() if k != "seconds"}  # the entry is rewritten
+
+
+def test_a_plausible_edit_of_a_disk_entry_is_caught_by_its_content_hash(model, digits, tmp_path):
+    plan = uniform_plan(5)
+    want = Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan)
+    (path,) = tmp_path.glob("evaluations/*/*.json")
+    entry = json.loads(path.read_text())
+    entry["result"]["accuracy"] = 0.5  # 180 of 360: in range, a whole count, and wrong
+    path.write_text(json.dumps(entry))
+    with pytest.warns(UserWarning, match="content hash differs"):
+        assert Evaluator(model, digits, cache_dir=tmp_path).evaluate(plan).accuracy == want.accuracy != 0.5
+
+
+def test_non_finite_fp32_model_is_refused_up_front_naming_the_tensor(model, digits):
+    import copy
+
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.fc1.weight[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="fp32 model has 1 NaN/inf value.*'fc1.weight'"):
+        Evaluator(broken, digits)
+
+
+def test_fine_tune_that_breaks_a_kernel_names_it_as_the_cause(model, digits):
+    """A huge learning rate makes some kernel unquantizable mid fine-tune: the result is
+    'diverged' with the step and the kernel, not an exception and not 'loss became nan'."""
+    ev = Evaluator(model, digits, finetune_lr=1e12, optimizer="sgd")
+    r = ev.evaluate(uniform_plan(4), Fidelity.short(20))
+    assert r.status == "diverged"
+    assert re.search(r"fine-tune diverged at step \d+ of 20: the weights of kernel '(conv1|fc1|fc2)' "
+                     r"(grew to max\|w\| = [\d.e+]+|became NaN/inf).*lower the fine-tune learning rate", r.message)
 
 
 # -- divergence -----------------------------------------------------------------------------

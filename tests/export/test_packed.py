@@ -508,3 +508,45 @@ def test_export_argument_errors(zoo, tmp_path):
         export_packed(small, None, tmp_path / "ok.hlc")
         load_packed(tmp_path / "ok.hlc", like=small)
     assert not (tmp_path / "x.hlc").exists()
+
+
+# --------------------------------------------------------------------------- crafted, sealed files
+
+
+def _first_group(meta):
+    return meta["groups"][0]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: _first_group(m).__setitem__("kept", 10**12), r"keeps 1000000000000 of \d+ channels"),
+    (lambda m: _first_group(m).update(size=10**12, kept=10**12), "rows, the file says 1000000000000"),
+    (lambda m: _first_group(m).__setitem__("producers", ["no.such"]), "no kernel 'no.such'"),
+    (lambda m: m["tensors"][0].__setitem__(0, "injected.key"), "'injected.key' is not in the model"),
+    (lambda m: m["shared"].__setitem__("x.weight", m["tensors"][0][0]), "shared tensor 'x.weight'"),
+])
+def test_a_crafted_index_is_refused_before_anything_is_allocated(packed_file, monkeypatch, edit, match):
+    path, model = packed_file
+    reseal(path, edit)  # valid checksum: a crafted file, not a damaged one
+
+    def allocate(*args, **kwargs):
+        raise AssertionError("the loader allocated from a crafted index before checking it")
+
+    monkeypatch.setattr(packed_module, "_decode_groups", allocate)
+    monkeypatch.setattr(packed_module, "_state_dict", allocate)
+    with pytest.raises(PackedFileError, match=match) as e:
+        load_packed(path, like=model)
+    assert str(path) in str(e.value)
+
+
+def test_a_tensor_shape_larger_than_the_model_is_refused(tmp_path):
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    path = tmp_path / "m.hlc"
+    export_packed(model, Plan({"0": LayerConfig(bits=4)}), path)
+
+    def grow(meta):  # 2.weight (2, 4) stored as (1, 8): same element count, wider than the model
+        entry = next(t for t in meta["tensors"] if t[0] == "2.weight")
+        entry[3] = [1, 8]
+
+    reseal(path, grow)
+    with pytest.raises(PackedFileError, match=r"'2.weight' has shape \[1, 8\] in the file, larger"):
+        load_packed(path, like=model)

@@ -1,11 +1,13 @@
 """EvaluationLedger: cache, budget, validation, journal append and replay."""
 
+import json
 import math
 
 import pytest
 
 from hirelc.plan import Plan
-from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger, validate_result
+from hirelc.methods.ledger import BudgetExhausted, EvaluationLedger, JournalRecordError, validate_result
+from hirelc.rundir import Journal
 
 from .fakes import Counting, FileJournal, MemoryJournal
 
@@ -110,7 +112,7 @@ def test_replay_ignores_other_record_kinds_and_rejects_a_corrupt_hash():
 
 
 def test_diverged_result_counts_with_its_reported_accuracy():
-    fn = CountingFn(lambda p: {"accuracy": 0.1, "status": "diverged", "loss": math.nan})
+    fn = CountingFn(lambda p: {"accuracy": 0.1, "status": "diverged", "loss": None})
     ledger = EvaluationLedger(fn, max_evaluations=2, journal=MemoryJournal())
     ev = ledger.evaluate(plan(1, 1))
     assert (ev.accuracy, ev.status) == (0.1, "diverged")
@@ -130,6 +132,8 @@ def test_diverged_result_counts_with_its_reported_accuracy():
         (95.0, ValueError, "percentage"),
         ({"acc": 0.9}, ValueError, "without 'accuracy'"),
         ({"accuracy": 0.9, "confusion": [[1, 0]]}, TypeError, "confusion"),
+        ({"accuracy": 0.9, "loss": math.nan}, ValueError, "metric 'loss' is nan; return None"),
+        ({"accuracy": 0.9, "logit_mse": -math.inf}, ValueError, "metric 'logit_mse' is -inf"),
     ],
 )
 def test_invalid_results_are_rejected_not_counted_not_journaled(bad, error, match):
@@ -148,3 +152,47 @@ def test_validate_result_accepts_numbers_and_dicts():
 def test_budget_must_be_a_positive_integer(budget):
     with pytest.raises(ValueError, match="max_evaluations"):
         EvaluationLedger(lambda p: 0.5, max_evaluations=budget)
+
+
+def _journal_with(tmp_path, edit):
+    """A real run-directory journal of three evaluations whose second line is edited."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    ledger = EvaluationLedger(lambda p: 0.75, 5, journal=journal)
+    for bits in ((4, 4), (2, 8), (8, 8)):
+        ledger.evaluate(plan(*bits))
+    lines = journal.path.read_text().splitlines()
+    record = json.loads(lines[1])
+    edit(record)
+    lines[1] = json.dumps(record)
+    journal.path.write_text("\n".join(lines) + "\n")
+    return journal
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda r: r.__setitem__("accuracy", 7.5), "percentage"),
+    (lambda r: r.__setitem__("accuracy", "0.9"), "accuracy number"),
+    (lambda r: r.pop("plan_hash"), r"lacks \['plan_hash'\]"),
+    (lambda r: r.__setitem__("seconds", -3), "seconds is -3"),
+    (lambda r: r["plan"].__setitem__("conv", 99), "bits"),
+    (lambda r: r.__setitem__("plan", {"conv": 4, "fc": 4, "head": 4}), r"layers \['head'\] that this model"),
+    (lambda r: r["metrics"].__setitem__("loss", [1, 2]), "metric 'loss'"),
+])
+def test_a_bad_journal_record_is_refused_naming_file_line_and_repair(tmp_path, edit, why):
+    journal = _journal_with(tmp_path, edit)
+    with pytest.raises(JournalRecordError, match=f"journal.jsonl: line 2: cannot replay .*{why}.*delete that line") as e:
+        EvaluationLedger(lambda p: 0.0, 5, journal=journal, layers=NAMES)
+    assert str(journal.path) in str(e.value)
+
+
+def test_a_journal_record_with_nan_written_by_hand_is_refused(tmp_path):
+    journal = _journal_with(tmp_path, lambda r: None)
+    text = journal.path.read_text().splitlines()
+    text[2] = text[2].replace('"accuracy":0.75', '"accuracy":NaN').replace('"accuracy": 0.75', '"accuracy": NaN')
+    journal.path.write_text("\n".join(text) + "\n")
+    with pytest.raises(JournalRecordError, match="line 3: .*finite"):
+        EvaluationLedger(lambda p: 0.0, 5, journal=journal)
+
+
+def test_a_good_journal_replays_with_layers_given(tmp_path):
+    journal = _journal_with(tmp_path, lambda r: None)
+    assert EvaluationLedger(lambda p: 0.0, 5, journal=journal, layers=NAMES).n_replayed == 3

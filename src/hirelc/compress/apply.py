@@ -76,9 +76,11 @@ class CompressedWeight(nn.Module):
     channels a pruned group removes).
     """
 
-    def __init__(self, cfg: LayerConfig | None, sl: KernelSlice | None, device: torch.device) -> None:
+    def __init__(self, cfg: LayerConfig | None, sl: KernelSlice | None, device: torch.device,
+                 name: str | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.name = name  # the kernel, named by fake_quantize's range errors
         sl = sl or KernelSlice()
         self.register_buffer("rows", None if sl.rows is None else sl.rows.to(device))
         self.register_buffer("cols", None if sl.cols is None else sl.cols.to(device))
@@ -95,7 +97,7 @@ class CompressedWeight(nn.Module):
     def forward(self, latent: Tensor) -> Tensor:
         w = self.compact(latent)
         if self.cfg is not None:
-            w = fake_quantize(w, self.cfg)
+            w = fake_quantize(w, self.cfg, kernel=self.name)
         if self.cols is not None:  # index_copy keeps the gradient path to `w`
             w = w.new_zeros(w.shape[0], *latent.shape[1:]).index_copy(1, self.cols, w)
         if self.rows is not None:
@@ -153,7 +155,7 @@ def _parametrize_kernels(model: nn.Module, plan: Plan, refs: Mapping[str, Kernel
         for path, attr in _holders(ref):  # a shared weight is compressed wherever it is read
             mod = model.get_submodule(path)
             device = getattr(mod, attr).device
-            parametrize.register_parametrization(mod, attr, CompressedWeight(plan.get(name), sl, device))
+            parametrize.register_parametrization(mod, attr, CompressedWeight(plan.get(name), sl, device, name))
             bias_attr = {"weight": "bias", "in_proj_weight": "in_proj_bias"}.get(attr)
             bias = getattr(mod, bias_attr, None) if bias_attr and (path, attr) not in ref.tied else None
             if sl is not None and sl.rows is not None and bias is not None:

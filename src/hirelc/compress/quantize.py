@@ -31,9 +31,11 @@ float16's smallest normal 2^-14 ~ 6.1e-5 the spacing is a fixed 2^-24 ~ 6e-8, so
 with a smaller scale (max|w| below ~7.8e-3 at int_sym 8 bits, ~4.3e-4 at 4 bits) loses
 some resolution, and a non-zero scale below 2^-24 becomes 2^-24. A scale above float16's
 largest value 65504 (max|w| above 65504 x the top level, e.g. 458,528 at int_sym 4 bits)
-cannot be stored: `quantize` (and so `hirelc.export.packed`) raises ValueError (rescale that
-layer's weights or leave it out of the plan), while `fake_quantize` gives NaN for that
-group, so a fine-tune whose weights blow up reports a non-finite loss, not an exception.
+cannot be stored: `quantize` (and so `hirelc.export.packed`) and `fake_quantize` (and so
+every evaluation and fine-tune) raise `WeightRangeError` naming the kernel (rescale that
+layer's weights or leave it out of the plan); NaN/inf weights raise it too. The same check
+in both places means a model that trains fine under fake quantization always exports, and
+a fine-tune whose weights blow up is reported as exactly that (the evaluator catches it).
 
 An all-zero group gets scale 0 and dequantizes to exact zeros; a zero weight in any group
 dequantizes to exactly 0 for every format with b >= 2 (all have a zero level).
@@ -64,6 +66,7 @@ __all__ = [
     "FLOAT_FORMATS",
     "SCALE_DTYPE",
     "QuantizedTensor",
+    "WeightRangeError",
     "dequantize",
     "fake_quantize",
     "has_zero_point",
@@ -84,6 +87,16 @@ FLOAT_FORMATS: dict[int, tuple[int, int]] = {4: (2, 1), 5: (2, 2), 6: (3, 2), 7:
 
 SCALE_DTYPE = torch.float16  # dtype of every scale (module docstring: rounded up)
 _SCALE_MAX = float(torch.finfo(SCALE_DTYPE).max)  # 65504
+
+
+class WeightRangeError(ValueError):
+    """A weight cannot be quantized: NaN/inf values, or a scale beyond float16's range.
+    `kernel` names the layer when the caller said which one it was."""
+
+    def __init__(self, message: str, kernel: str | None = None, max_abs: float = math.nan) -> None:
+        super().__init__(f"kernel {kernel!r}: {message}" if kernel else message)
+        self.kernel = kernel
+        self.max_abs = max_abs  # max|w|, or NaN/inf for a non-finite weight
 
 
 @dataclass
@@ -107,12 +120,13 @@ class QuantizedTensor:
     shape: tuple[int, ...]
 
 
-def quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
+def quantize(w: Tensor, cfg: LayerConfig, *, kernel: str | None = None) -> QuantizedTensor:
     """Quantize a weight tensor to `cfg.bits`-bit codes with the format and granularity of
     `cfg` (`cfg.keep_ratio` is ignored: pruning happens before quantization).
 
-    Raises ValueError for a non-float, empty or non-finite weight, and for one whose scale
-    would exceed float16's range (module docstring).
+    Raises ValueError for a non-float or empty weight, and `WeightRangeError` (naming
+    `kernel`) for a non-finite one or one whose scale would exceed float16's range (module
+    docstring).
 
     >>> q = quantize(torch.randn(16, 8), LayerConfig(bits=4, number_format="pow2"))
     >>> q.codes.shape, q.scale.shape
@@ -122,17 +136,28 @@ def quantize(w: Tensor, cfg: LayerConfig) -> QuantizedTensor:
         raise ValueError(f"quantize needs a floating-point weight, got dtype {w.dtype}")
     if w.numel() == 0:
         raise ValueError(f"quantize needs a non-empty weight, got shape {tuple(w.shape)}")
-    if not bool(torch.isfinite(w).all()):
-        raise ValueError("quantize got a weight with inf or NaN values")
     q = _quantize(w.detach(), cfg)
-    if not bool(torch.isfinite(q.scale).all()):
-        raise ValueError(
-            f"quantize: a weight with max|w| = {float(w.abs().max()):.6g} needs a scale above "
-            f"float16's largest value {_SCALE_MAX:g} (scale = max|w| / the format's top level, "
-            "mean|w| at 1 bit), and hirelc stores scales as float16. Rescale the layer (e.g. "
-            "move the factor into the next layer) or leave it out of the plan"
-        )
+    _check_range(w.detach(), q.scale, kernel)
     return q
+
+
+def _check_range(w: Tensor, scale: Tensor, kernel: str | None) -> None:
+    """The one range check of quantize and fake_quantize. A NaN or inf weight makes its
+    group's scale non-finite (max, min and mean all propagate it), so checking the few
+    scales covers the weights too; the weights are only scanned to say which it was."""
+    if bool(torch.isfinite(scale).all()):
+        return
+    if not bool(torch.isfinite(w).all()):
+        raise WeightRangeError("the weight has inf or NaN values (a diverged fine-tune or a broken model)", kernel)
+    max_abs = float(w.abs().max())
+    raise WeightRangeError(
+        f"a weight with max|w| = {max_abs:.6g} needs a scale above "
+        f"float16's largest value {_SCALE_MAX:g} (scale = max|w| / the format's top level, "
+        "mean|w| at 1 bit), and hirelc stores scales as float16. Rescale the layer (e.g. "
+        "move the factor into the next layer) or leave it out of the plan",
+        kernel,
+        max_abs,
+    )
 
 
 def dequantize(q: QuantizedTensor) -> Tensor:
@@ -160,16 +185,19 @@ def dequantize(q: QuantizedTensor) -> Tensor:
     return _ungroup(values, rows, cols).reshape(q.shape)
 
 
-def fake_quantize(w: Tensor, cfg: LayerConfig) -> Tensor:
+def fake_quantize(w: Tensor, cfg: LayerConfig, *, kernel: str | None = None) -> Tensor:
     """dequantize(quantize(w)) in value, identity in gradient (straight-through estimator,
-    Bengio et al. 2013), for quantization-aware fine-tuning.
+    Bengio et al. 2013), for quantization-aware fine-tuning. Raises `WeightRangeError`
+    naming `kernel` exactly when `quantize` would (export and search agree).
 
     >>> w = torch.randn(4, 6, requires_grad=True)
     >>> fake_quantize(w, LayerConfig(bits=2)).sum().backward()
     >>> bool((w.grad == 1).all())
     True
     """
-    dq = dequantize(_quantize(w.detach(), cfg)).to(w.dtype)
+    q = _quantize(w.detach(), cfg)
+    _check_range(w.detach(), q.scale, kernel)
+    dq = dequantize(q).to(w.dtype)
     # The STE written as dq + (w - w.detach()) rather than w + (dq - w).detach(): same
     # gradient (d out / d w = 1), but the forward value is exactly dq (w - w == 0), so the
     # fine-tuned copy and the exported codes agree bit for bit.
@@ -265,8 +293,7 @@ def _stored_scale(scale: Tensor) -> Tensor:
 
     0 stays 0 (an all-zero group); a positive scale below float16's smallest subnormal
     becomes 2^-24; a scale above float16's largest value becomes inf (and NaN stays NaN):
-    `quantize` refuses those, while `fake_quantize` lets the resulting NaN weights through
-    so a diverging fine-tune shows up as a non-finite loss, as it did before quantization.
+    `quantize` and `fake_quantize` refuse those (`_check_range`).
     """
     half = scale.to(SCALE_DTYPE)  # round to nearest (even); above 65504 rounds to 65504 or inf
     # For a non-negative finite float16 the next representable value up is its bit pattern

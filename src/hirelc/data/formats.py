@@ -13,7 +13,9 @@ Each reader takes the folder the user points at and returns `RawData` (uint8 ima
 | svhn        | train_32x32.mat, test_32x32.mat (format 2, cropped digits)                      |
 | imagefolder | one sub-folder per class of images, or train/ and test/ each holding those      |
 
-CIFAR batches are Python pickles: only load files you trust (as with torchvision).
+CIFAR batches are Python pickles. They are read with a restricted unpickler that admits
+only what the format needs (numpy arrays and dtypes, and latin-1 byte strings), so a
+crafted file cannot run code: any other class or function it names is refused by name.
 
 >>> from pathlib import Path
 >>> read_mnist_idx(Path("/nonexistent"))
@@ -136,10 +138,42 @@ def read_mnist_idx(root: Path | None, image_size: int | None = None) -> RawData:
 # --- CIFAR python pickles --------------------------------------------------------------
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    # Protocol-2 pickles written by Python 3 store bytes as _codecs.encode(str, "latin1").
+    if encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return text.encode("latin1", errors)
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    from numpy._core import multiarray, numeric  # numpy >= 2; numpy.core is the old name of _core
+
+    found = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1_encode}
+    for core in ("numpy.core", "numpy._core"):
+        found[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct  # protocols 0-4
+        found[(f"{core}.multiarray", "scalar")] = multiarray.scalar
+        found[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5
+    return found
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, numbers, strings, lists and dicts; refuses every other
+    global by name, which is what a pickle needs to call code (`os.system`, `eval`, ...)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _numpy_globals().get((module, name))
+        if allowed is None:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR batch holds only numpy arrays, numbers "
+                "and strings, and loading other objects could run code"
+            )
+        return allowed
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = _DataOnlyUnpickler(f, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as err:
         raise DatasetFormatError(f"{path}: not a readable CIFAR pickle: {err}") from err
     if not isinstance(obj, dict):

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from hirelc.data import embedded, formats
 from hirelc.data.splits import DataSplits, RawData, make_splits
-from hirelc.importing import import_object, is_import_string
+from hirelc.importing import FactoryError, import_object, is_import_string
 
 Reader = Callable[..., RawData]  # reader(root: Path | None, image_size: int | None) -> RawData
 
@@ -159,12 +159,15 @@ def _load_user_dataset(
     }
     # Unset options are not passed, so the factory's own defaults apply.
     offered = {"seed": seed, **{k: v for k, v in options.items() if v is not None}}
-    result = factory(**_accepted_kwargs(factory, offered))
+    try:
+        result = factory(**_accepted_kwargs(factory, offered))
+    except Exception as e:  # the user's code: one line naming the factory, cause chained
+        raise FactoryError(f"dataset factory {spec!r} failed: {type(e).__name__}: {e}") from e
     if isinstance(result, DataSplits):
         return result
     if isinstance(result, (tuple, list)) and len(result) == 3:
         return splits_from_datasets(*result, name=spec, seed=seed)
-    raise TypeError(
+    raise FactoryError(
         f"dataset factory {spec!r} must return DataSplits or (train, val, test), "
         f"got {type(result).__name__}"
     )
@@ -213,7 +216,7 @@ def _materialise(dataset: Dataset, what: str) -> tuple[torch.Tensor, torch.Tenso
             images = torch.stack([torch.as_tensor(np.asarray(x)) for x, _ in items])
             labels = torch.as_tensor([int(y) for _, y in items])
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
+            raise FactoryError(
                 f"{what}: expected a sized dataset of (image (C, H, W), label) pairs: {err}"
             ) from err
     if images.dim() not in (3, 4):

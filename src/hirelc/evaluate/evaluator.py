@@ -44,10 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hirelc.compress.quantize import WeightRangeError
 from hirelc.evaluate._data import qualname, split_loader
 from hirelc.evaluate.compressor import PlanCompressor
 from hirelc.evaluate.fidelity import Fidelity
 from hirelc.evaluate.fingerprint import data_fingerprint, model_fingerprint
+from hirelc.evaluate.validation import check_cache_entry, check_finite_model, entry_digest
 from hirelc.plan import Plan
 from hirelc.rundir import atomic_write_text
 
@@ -209,6 +211,7 @@ class Evaluator:
         from hirelc.train import resolve_device
 
         _check_settings(batch_size, finetune_lr, optimizer)
+        check_finite_model(model)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.data = data
@@ -345,7 +348,7 @@ class Evaluator:
         with _seeded(self.seed, self.device):
             model = self.compress(self.model, plan).to(self.device)
             failure = self._finetune(model, fidelity) if fidelity.finetunes else None
-            metrics = self.measure(model, split)
+            metrics, failure = self._measure_tuned(model, split, failure, fidelity.finetunes)
         self.real_evaluations += 1
         if failure is None and not metrics.finite:
             failure = "the compressed model outputs NaN/inf" + (
@@ -368,6 +371,22 @@ class Evaluator:
         if not fidelity.finetunes:  # nothing to fall back to: accuracy is already 0
             return model, replace(result, status="diverged", message=failure)
         return model, self._diverged(plan, split, result, failure)
+
+    def _measure_tuned(self, model: nn.Module, split: str, failure: str | None,
+                       tuned: bool) -> tuple[Metrics, str | None]:
+        """`measure`, except that a fine-tuned model whose weights went non-finite (the
+        quantizer refuses them, naming the kernel) measures as non-finite with that cause."""
+        try:
+            return self.measure(model, split), failure
+        except WeightRangeError as e:
+            if not tuned:
+                raise  # the fp32 weights themselves cannot take this plan: a user error
+            n = len(self._reference_outputs(split)[1])
+            return Metrics(0.0, math.nan, math.nan, n, False), failure or \
+                f"fine-tune diverged in its last step: {_blown_up(e)}; {self._lr_hint()}"
+
+    def _lr_hint(self) -> str:
+        return f"lower the fine-tune learning rate ({self.optimizer}, lr {self.finetune_lr:g})"
 
     def _diverged(self, plan: Plan, split: str, result: EvalResult, failure: str) -> EvalResult:
         """A diverged fine-tune reports the plan's metrics before fine-tuning."""
@@ -398,7 +417,11 @@ class Evaluator:
         )
         model.train()
         for step, (x, y) in enumerate(self._train_batches(total), start=1):
-            loss = self.loss_fn(model(x), y)
+            try:
+                loss = self.loss_fn(model(x), y)
+            except WeightRangeError as e:  # the last update made a kernel unquantizable
+                model.eval()
+                return f"fine-tune diverged at step {step} of {total}: {_blown_up(e)}; {self._lr_hint()}"
             if not torch.isfinite(loss):
                 model.eval()
                 return (
@@ -498,6 +521,7 @@ class Evaluator:
             "plan": plan.to_dict(),
             "result": result.to_dict(),
         }
+        entry["sha256"] = entry_digest(entry)
         atomic_write_text(self._disk_path(key), json.dumps(entry, indent=1, allow_nan=False))
 
     def _disk_path(self, key: str) -> Path:
@@ -512,13 +536,26 @@ class Evaluator:
             entry = json.loads(path.read_text(encoding="utf-8"))
             if Plan.from_dict(entry["plan"]) != plan:  # a 16-hex hash collision: ignore
                 return None
-            return replace(EvalResult.from_dict(entry["result"]), cached=False)
+            checked = check_cache_entry(entry, key=key, fingerprint=self.fingerprint, plan_hash=plan.content_hash())
+            result = replace(EvalResult.from_dict(checked), cached=False)
+            if result.split != key.rsplit("_", 1)[1] or result.fidelity.key() not in key:
+                raise ValueError(f"entry is for {result.fidelity.key()} on {result.split}, not {key}")
+            return result
         except (OSError, ValueError, KeyError, TypeError) as e:
-            warnings.warn(f"ignoring unreadable evaluation cache entry {path}: {e}", stacklevel=4)
+            warnings.warn(f"evaluation cache entry {path} is invalid ({e}); recomputing it", stacklevel=4)
             return None
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _blown_up(e: WeightRangeError) -> str:
+    """The cause of a fine-tune divergence the quantizer caught, in the fine-tune's terms."""
+    where = f"kernel {e.kernel!r}" if e.kernel else "a kernel"
+    if math.isfinite(e.max_abs):
+        return (f"the weights of {where} grew to max|w| = {e.max_abs:.3g}, beyond what a float16 "
+                "quantization scale can hold")
+    return f"the weights of {where} became NaN/inf"
 
 
 class _seeded:

@@ -98,6 +98,7 @@ from hirelc.compress.prune import prune_physically
 from hirelc.compress.quantize import SCALE_DTYPE, QuantizedTensor, dequantize, quantize, scale_shape
 from hirelc.cost import has_zero_point, n_scales, quantized_weight_bits
 from hirelc.export.bitpack import pack_bits, packed_nbytes, unpack_bits
+from hirelc.export.bounds import check_groups_fit, check_shapes_fit
 from hirelc.inventory import ChannelGroup, Inventory
 from hirelc.plan import LayerConfig, Plan
 
@@ -107,6 +108,7 @@ __all__ = [
     "PackedFileError",
     "PackedLayout",
     "export_packed",
+    "is_packed_file",
     "load_packed",
     "read_layout",
     "storage_bytes_model",
@@ -206,15 +208,17 @@ def load_packed(path: str | os.PathLike, like: nn.Module) -> nn.Module:
     True
     """
     path = Path(path)
-    _, meta, blobs = _read_verified(path)
-    with _inconsistent(path):
-        plan = _decode_plan(meta["plan"])
-        groups, kept = _decode_groups(meta["groups"])
-        entries = _entries(meta, blobs, plan)
-        state = _state_dict(entries, blobs, plan, meta["shared"])
     if hasattr(like, STATE_ATTR) or any(parametrize.is_parametrized(m) for m in like.modules()):
         raise ValueError(f"{path}: pass the original, uncompressed model as `like`, "
                          "not a model from apply_plan / to_physical")
+    _, meta, blobs = _read_verified(path)
+    with _inconsistent(path):
+        plan = _decode_plan(meta["plan"])
+        entries = _entries(meta, blobs, plan)
+    _check_fits(path, like, meta, entries)
+    with _inconsistent(path):
+        groups, kept = _decode_groups(meta["groups"])
+        state = _state_dict(entries, blobs, plan, meta["shared"])
     try:
         model = prune_physically(like, kept, groups)
     except (ValueError, KeyError, AttributeError, IndexError) as e:
@@ -224,6 +228,39 @@ def load_packed(path: str | os.PathLike, like: nn.Module) -> nn.Module:
     except RuntimeError as e:
         raise ValueError(f"{path}: the model passed as `like` does not match the packed file: {e}") from None
     return model
+
+
+def _check_fits(path: Path, like: nn.Module, meta: Mapping[str, Any], entries: list["_Entry"]) -> None:
+    """A valid checksum does not make an index honest (a crafted file can carry one): every
+    count and shape is bounded by `like` before anything is allocated from it."""
+    try:
+        check_groups_fit(like, meta["groups"])
+        check_shapes_fit(like, [(e.key, e.shape) for e in entries], meta["shared"])
+    except ValueError as e:
+        raise PackedFileError(f"{path}: the model passed as `like` does not match the packed file ({e}); "
+                              "pass the model it was exported from") from None
+
+
+def is_packed_file(path: str | os.PathLike) -> bool:
+    """True if `path` starts like a hirelc packed file (its header names our format); only
+    the header is read. Used to tell our own output, safe to replace, from a user's file.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.hlc")
+    >>> _ = export_packed(nn.Linear(4, 2), Plan({}), path)
+    >>> is_packed_file(path), is_packed_file(__file__)
+    (True, False)
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            (n,) = struct.unpack("<Q", head) if len(head) == 8 else (0,)
+            if not 0 < n <= MAX_METADATA_BYTES:
+                return False
+            _, envelope = _read_envelope(head + f.read(n), Path(path))
+    except (OSError, PackedFileError):
+        return False
+    return envelope.get("format") == FORMAT
 
 
 def read_layout(path: str | os.PathLike) -> PackedLayout:

@@ -178,7 +178,7 @@ def search(
     search_space = SearchSpace(layers, space) if space is not None else None
     problem = SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
                             search_space, target or Target(), sizes, damage)
-    ledger = EvaluationLedger(evaluate, max_evaluations, journal)
+    ledger = EvaluationLedger(evaluate, max_evaluations, journal, layers=[s.name for s in layers])
     return run_search(problem, ledger, method=method, seed=seed, config=config)
 
 

@@ -24,9 +24,10 @@ of *real* evaluations, and one journal, and are compared like for like (DESIGN.m
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -35,6 +36,10 @@ from hirelc.plan import Plan
 
 EvaluateFn = Callable[[Plan], "float | Mapping[str, Any]"]
 RECORD_KIND = "evaluation"  # the `kind` of a ledger record in a shared journal
+
+
+class JournalRecordError(ValueError):
+    """A journal record cannot be replayed; the message names the file and line."""
 
 
 class BudgetExhausted(RuntimeError):
@@ -86,10 +91,22 @@ class Evaluation:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> "Evaluation":
+    def from_record(cls, record: Mapping[str, Any], layers: Collection[str] | None = None) -> "Evaluation":
         """Rebuild a journaled evaluation; a record whose plan no longer hashes to its
-        stored hash is rejected (the cache key would lie)."""
+        stored hash is rejected (the cache key would lie), as is one with a missing field,
+        an accuracy or time that is not a finite number in range, or (given `layers`) a
+        plan naming a layer the problem does not have. Raises ValueError saying which."""
+        missing = [k for k in ("index", "plan", "plan_hash", "accuracy") if k not in record]
+        if missing:
+            raise ValueError(f"the record lacks {missing}")
         plan = Plan.from_dict(record["plan"])
+        unknown = sorted(set(plan) - set(layers)) if layers is not None else []
+        if unknown:
+            raise ValueError(f"its plan names layers {unknown[:5]} that this model does not have "
+                             "(a journal from another model?)")
+        seconds = record.get("seconds", 0.0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds is {seconds!r}, expected a finite number >= 0")
         if plan.content_hash() != record["plan_hash"]:
             raise ValueError(
                 f"journal record {record.get('index')!r}: plan hashes to {plan.content_hash()}, "
@@ -103,7 +120,7 @@ class Evaluation:
             plan=plan,
             accuracy=accuracy,
             metrics=metrics,
-            seconds=float(record.get("seconds", 0.0)),
+            seconds=float(seconds),
             status=status,
             replayed=True,
         )
@@ -145,6 +162,9 @@ def _json_scalar(key: Any, value: Any) -> Any:
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
+        if not math.isfinite(value):  # refused here, before the evaluation is journaled
+            raise ValueError(f"metric {key!r} is {float(value)}; return None for a metric that has no value "
+                             "(a JSON journal cannot store NaN/inf)")
         return float(value)
     raise TypeError(
         f"metric {key!r}: expected a number, string, bool or None, got {type(value).__name__}"
@@ -165,7 +185,8 @@ class EvaluationLedger:
     {'loss': 0.3}
     """
 
-    def __init__(self, evaluate: EvaluateFn, max_evaluations: int, journal: JournalLike | None = None):
+    def __init__(self, evaluate: EvaluateFn, max_evaluations: int, journal: JournalLike | None = None,
+                 layers: Collection[str] | None = None):
         if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int) or max_evaluations < 1:
             raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
         if not callable(evaluate):
@@ -177,13 +198,22 @@ class EvaluationLedger:
         self._cache: dict[str, Evaluation] = {}
         self.cache_hits = 0
         if journal is not None:
-            self._replay(journal.records())
+            self._replay(journal, layers)
 
-    def _replay(self, records: list[dict]) -> None:
-        for record in records:
+    def _replay(self, journal: JournalLike, layers: Collection[str] | None) -> None:
+        numbered = getattr(journal, "numbered_records", None)
+        pairs = numbered() if callable(numbered) else list(enumerate(journal.records(), start=1))
+        for line, record in pairs:
             if record.get("kind") != RECORD_KIND:
                 continue
-            ev = Evaluation.from_record(record)
+            try:
+                ev = Evaluation.from_record(record, layers)
+            except (ValueError, TypeError, KeyError) as e:
+                where = getattr(journal, "path", "the journal")
+                raise JournalRecordError(
+                    f"{where}: line {line}: cannot replay this evaluation: {e}. To repair, delete that "
+                    "line (its evaluation is recomputed on resume), or start over in a new directory"
+                ) from None
             if ev.plan_hash in self._cache:
                 continue  # a duplicate line (e.g. written twice around a crash): keep the first
             self._store(replace(ev, index=len(self.history)))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from hirelc.importing import import_object, is_import_string
+from hirelc.importing import FactoryError, import_object, is_import_string
 from hirelc.zoo.recipe import TrainRecipe
 
 ModelFactory = Callable[..., nn.Module]
@@ -105,11 +105,14 @@ def create_model(
             raise ValueError(f"create_model({name!r}): {arg} must be a positive integer, got {value!r}")
     if name not in _MODELS and is_import_string(name):
         factory = import_object(name)
-        model = factory(**_accepted(factory, shape), **kwargs)
+        try:
+            model = factory(**_accepted(factory, shape), **kwargs)
+        except Exception as e:  # the user's code: one line naming the factory, cause chained
+            raise FactoryError(f"model factory {name!r} failed: {type(e).__name__}: {e}") from e
     else:
         model = get_model_entry(name).factory(**shape, **kwargs)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model factory {name!r} returned {type(model).__name__}, not an nn.Module")
+        raise FactoryError(f"model factory {name!r} returned {type(model).__name__}, not an nn.Module")
     return model
 
 
