@@ -1,0 +1,184 @@
+"""Graph surgery for the ONNX export: replace each `hirelc::Kernel` placeholder written by
+`hirelc.export.onnx` with the operators and initializers of its `Lowering`.
+
+    MatMulNBits       x -> MatMulNBits(B, scales[, zero_points]) [-> Add bias]
+    DequantizeLinear  Linear: x -> MatMul(DQ(codes^T)) [-> Add bias]
+                      Conv:   x -> Conv(Reshape(DQ(codes (rows, cols))), bias)
+    float32           the dequantized weight as a float32 initializer, MatMul or Conv
+
+DequantizeLinear reads the codes as (rows, cols) or their transpose, so hirelc's
+per-group blocks (consecutive columns of a row, across a conv's input channels and taps)
+are one ONNX block axis; per channel is `axis`, per tensor a scalar scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from torch import nn
+
+from hirelc.export.onnx_weights import IntWeight, Lowering, pack_matmulnbits
+
+__all__ = ["Lowered", "rewrite"]
+
+MS_DOMAIN = "com.microsoft"
+_DQ_DTYPES = {(4, True): ml_dtypes.int4, (4, False): ml_dtypes.uint4, (8, True): np.int8,
+              (8, False): np.uint8, (16, True): np.int16, (16, False): np.uint16}
+
+
+@dataclass
+class Lowered:
+    """One quantized kernel to put in the graph: its module (shapes, bias, conv attributes),
+    its integer weight and the chosen storage."""
+
+    index: int
+    name: str
+    module: nn.Module
+    iw: IntWeight
+    lowering: Lowering
+    _inits: list[onnx.TensorProto] | None = field(default=None, repr=False)
+
+    def _key(self, what: str) -> str:
+        return f"hirelc/{self.name}/{what}"
+
+    @property
+    def is_linear(self) -> bool:
+        return isinstance(self.module, nn.Linear)
+
+    def initializers(self) -> list[onnx.TensorProto]:
+        if self._inits is None:
+            self._inits = self._weight_initializers() + self._bias_initializers()
+        return self._inits
+
+    def onnx_bytes(self) -> int:
+        """Bytes of the weight's initializers (codes, scales, zero points; not the bias)."""
+        return sum(_nbytes(t) for t in self.initializers() if not t.name.endswith("/bias"))
+
+    def _bias_initializers(self) -> list[onnx.TensorProto]:
+        b = self.module.bias
+        return [] if b is None else [numpy_helper.from_array(b.detach().cpu().numpy(), self._key("bias"))]
+
+    def _weight_initializers(self) -> list[onnx.TensorProto]:
+        low, iw = self.lowering, self.iw
+        if low.op == "MatMulNBits":
+            arrays = pack_matmulnbits(iw, low.bits, low.block)
+            return [numpy_helper.from_array(a, self._key(k)) for k, a in arrays.items()]
+        if low.op == "float32":
+            w = iw.dequantized()
+            w = w.T if self.is_linear else w.reshape(tuple(self.module.weight.shape))
+            return [numpy_helper.from_array(np.ascontiguousarray(w), self._key("weight"))]
+        return self._dq_initializers()
+
+    def _dq_initializers(self) -> list[onnx.TensorProto]:
+        low, iw = self.lowering, self.iw
+        dtype = _DQ_DTYPES[(low.bits, iw.signed)]
+        values, scale, zp = iw.values, iw.scale, iw.zero_point
+        if iw.per_tensor:
+            scale, zp = scale.reshape(()), None if zp is None else zp.reshape(())
+        elif iw.scale.shape[1] == 1:  # per channel: one scale per row
+            scale, zp = scale.reshape(-1), None if zp is None else zp.reshape(-1)
+        if self.is_linear:  # MatMul wants (in, out): store the transpose, blocks along axis 0
+            values, scale, zp = values.T, scale.T, None if zp is None else zp.T
+        out = [numpy_helper.from_array(np.ascontiguousarray(values).astype(dtype), self._key("codes")),
+               numpy_helper.from_array(np.ascontiguousarray(scale, dtype=np.float32), self._key("scale"))]
+        if zp is not None:
+            out.append(numpy_helper.from_array(np.ascontiguousarray(zp).astype(dtype), self._key("zero_point")))
+        return out
+
+    def nodes(self, x: str, y: str) -> list[onnx.NodeProto]:
+        """The operators computing `y` from `x`."""
+        core = y if self.module.bias is None or not self.is_linear else self._key("mm")
+        if self.is_linear:
+            out = self._linear_nodes(x, core)
+            if core != y:
+                out.append(helper.make_node("Add", [core, self._key("bias")], [y], name=self._key("add")))
+            return out
+        return self._conv_nodes(x, y)
+
+    def _linear_nodes(self, x: str, y: str) -> list[onnx.NodeProto]:
+        low, iw = self.lowering, self.iw
+        names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
+        if low.op == "MatMulNBits":
+            rows, cols = iw.values.shape
+            return [helper.make_node("MatMulNBits", [x, *names], [y], name=self._key("matmulnbits"),
+                                     domain=MS_DOMAIN, K=cols, N=rows, bits=low.bits, block_size=low.block)]
+        if low.op == "float32":
+            return [helper.make_node("MatMul", [x, names[0]], [y], name=self._key("matmul"))]
+        w = self._key("w")
+        dq = self._dq_node(names, w, axis=0 if not iw.per_tensor and iw.scale.shape[1] > 1 else 1)
+        return [dq, helper.make_node("MatMul", [x, w], [y], name=self._key("matmul"))]
+
+    def _dq_node(self, names: list[str], out: str, axis: int) -> onnx.NodeProto:
+        attrs: dict[str, Any] = {}
+        if not self.iw.per_tensor:
+            attrs["axis"] = axis
+            if self.iw.scale.shape[1] > 1:
+                attrs["block_size"] = self.iw.block
+        return helper.make_node("DequantizeLinear", names, [out], name=self._key("dq"), **attrs)
+
+    def _conv_nodes(self, x: str, y: str) -> list[onnx.NodeProto]:
+        m, low = self.module, self.lowering
+        names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
+        nodes, w = [], names[0]
+        if low.op != "float32":
+            flat, w = self._key("w2d"), self._key("w")
+            shape = self._key("shape")
+            nodes.append(helper.make_node("Constant", [], [shape], name=self._key("shape_const"),
+                                          value=numpy_helper.from_array(np.array(m.weight.shape, np.int64))))
+            nodes.append(self._dq_node(names, flat, axis=0 if self.iw.scale.shape[1] == 1 else 1))
+            nodes.append(helper.make_node("Reshape", [flat, shape], [w], name=self._key("reshape")))
+        inputs = [x, w] + ([self._key("bias")] if m.bias is not None else [])
+        from hirelc.export.onnx import _padding  # the marker's padding rule, stated once
+
+        pads = list(_padding(m))
+        nodes.append(helper.make_node(
+            "Conv", inputs, [y], name=self._key("conv"), kernel_shape=list(m.kernel_size),
+            strides=list(m.stride), pads=pads + pads, dilations=list(m.dilation), group=m.groups))
+        return nodes
+
+
+def _nbytes(t: onnx.TensorProto) -> int:
+    """Stored bytes of an initializer's data."""
+    if t.raw_data:
+        return len(t.raw_data)
+    return numpy_helper.to_array(t).nbytes
+
+
+def rewrite(model: onnx.ModelProto, lowered: list[Lowered]) -> onnx.ModelProto:
+    """Replace the placeholders, add the new initializers, drop unused ones, set the opsets."""
+    graph = model.graph
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.domain != "hirelc":
+            nodes.append(node)
+            continue
+        index = next(a.i for a in node.attribute if a.name == "index")
+        nodes.extend(lowered[index].nodes(node.input[0], node.output[0]))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(t for item in lowered for t in item.initializers())
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    opsets = [o for o in model.opset_import if o.domain not in ("hirelc", MS_DOMAIN)]
+    if any(n.domain == MS_DOMAIN for n in graph.node):
+        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
+    model.ir_version = 10
+    return model
+
+
+def describe(model: onnx.ModelProto) -> dict[str, int]:
+    """op type -> count, for reports and tests."""
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
