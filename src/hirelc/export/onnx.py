@@ -264,17 +264,29 @@ def export_onnx(
         for p in paths:
             _replace_module(physical, p, _Marked(physical.get_submodule(p), item.index))
         reports.append(KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low)))
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-        torch.onnx.export(physical, (example_input,), buf, dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["output"], custom_opsets={"hirelc": 1},
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    graph = rewrite(onnx.load_from_string(buf.getvalue()), lowered)
+    graph = rewrite(onnx.load_from_string(_torch_export(physical, example_input)), lowered)
     onnx.checker.check_model(graph)
     data = graph.SerializeToString()
     _write_atomically(Path(path), data)
     return OnnxExport(str(path), os.stat(path).st_size, tuple(reports))
+
+
+def _torch_export(model: nn.Module, example_input: Tensor) -> bytes:
+    """The TorchScript exporter's ONNX bytes, batch dimension dynamic."""
+    buf = io.BytesIO()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    try:
+        # nn.MultiheadAttention's inference fast path is one fused aten op with no ONNX
+        # export; the regular path exports as plain MatMul / Softmax.
+        torch.backends.mha.set_fastpath_enabled(False)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+            torch.onnx.export(model, (example_input,), buf, dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=["output"], custom_opsets={"hirelc": 1},
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    return buf.getvalue()
 
 
 def _replace_module(root: nn.Module, path: str, new: nn.Module) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hirelc.compress.quantize import QuantizedTensor, magnitude_table
+from hirelc.compress.quantize import QuantizedTensor, dequantize, magnitude_table
 from hirelc.export.bitpack import pack_bits
 
 __all__ = [
@@ -51,6 +51,7 @@ MATMULNBITS_BITS = (2, 4, 8)  # the CPU kernel rejects other widths ("additional
 MATMULNBITS_BLOCKS = (16, 32, 64, 128, 256, 512, 1024)  # powers of two >= 16 (probed up to 1024)
 MATMULNBITS_MAX_BLOCK_2BIT = 256  # the CPU kernel's limit for 2 bits
 DQ_BITS = (4, 8, 16)  # DequantizeLinear integer widths at opset 21
+MAX_INT_BITS = 31  # wider levels are kept as the dequantized float weight
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,13 @@ class IntWeight:
     when signed).
     """
 
-    values: np.ndarray
+    values: np.ndarray | None  # None when wider than int32 (`dense` holds the weight)
     zero_point: np.ndarray | None
     scale: np.ndarray
     block: int
     bits: int
     signed: bool
+    dense: np.ndarray | None = None  # the dequantized weight, float32 (rows, cols)
 
     @property
     def per_tensor(self) -> bool:
@@ -76,6 +78,8 @@ class IntWeight:
 
     def dequantized(self) -> np.ndarray:
         """(values - zero_point) * scale as float32 (rows, cols)."""
+        if self.values is None:
+            return self.dense
         rows, cols = self.values.shape
         zp = 0 if self.zero_point is None else _expand(self.zero_point, self.block, rows, cols)
         levels = (self.values - zp).astype(np.float32)
@@ -98,12 +102,13 @@ def signed_bits(max_abs: int) -> int:
 
 
 def _integer_table(bits: int, number_format: str) -> tuple[np.ndarray, int]:
-    """The pow2 / minifloat magnitude table times 2^m, the smallest m making it integral."""
+    """The pow2 / minifloat magnitude table times 2^m (float64, exact), the smallest m
+    making it integral."""
     table = magnitude_table(bits, number_format).double().numpy()
-    for m in range(0, 64):
+    for m in range(0, 1024):
         scaled = table * 2.0**m
         if np.all(scaled == np.round(scaled)):
-            return scaled.astype(np.int64), m
+            return scaled, m
     raise AssertionError("a magnitude table of powers of two is always integral at some m")
 
 
@@ -124,10 +129,12 @@ def to_integers(q: QuantizedTensor) -> IntWeight:
         zero_point = q.zero_point.numpy().astype(np.int32).reshape(scale.shape)
     else:
         table, m = _integer_table(q.bits, q.number_format)
+        bits = signed_bits(int(table[-1]))
+        if bits > MAX_INT_BITS:  # e.g. pow2 7 bits: levels 2^-62..1 need 64-bit integers
+            return IntWeight(None, None, scale, block, bits, True, dense=dequantize(q).reshape(rows, cols).numpy())
         magnitude = table[codes & (2 ** (q.bits - 1) - 1)]
         negative = (codes >> (q.bits - 1)) & 1
         values = (magnitude * (1 - 2 * negative)).astype(np.int32)
-        bits = signed_bits(int(table[-1]))
         scale = (scale.astype(np.float64) / 2.0**m).astype(np.float32)  # exact: a power of two
     return IntWeight(values.astype(np.int32), zero_point, scale.astype(np.float32), block, bits,
                      signed=zero_point is None)
@@ -169,6 +176,8 @@ def matmulnbits_bytes(iw: IntWeight, bits: int, block: int, cols: int) -> int:
 def choose_lowering(iw: IntWeight, kind: str) -> Lowering:
     """The narrowest storage the CPU runtime executes for `iw` on a `kind` kernel
     ("linear" or "conv")."""
+    if iw.values is None:
+        return Lowering("float32", 32, None)
     cols = iw.values.shape[1]
     if kind == "linear" and iw.bits <= max(MATMULNBITS_BITS):
         bits = min(b for b in MATMULNBITS_BITS if b >= iw.bits)
