@@ -31,6 +31,7 @@ __all__ = [
     "LayerSpec",
     "Plan",
     "apply_plan",
+    "export_onnx",
     "export_packed",
     "inspect",
     "load_packed",
@@ -46,6 +47,10 @@ def __getattr__(name: str):
         from hirelc.export import packed
 
         return getattr(packed, name)
+    if name == "export_onnx":  # needs the optional onnx / onnxruntime (hirelc[onnx])
+        from hirelc.export.onnx import export_onnx
+
+        return export_onnx
     if name == "search":
         from hirelc.methods.front import search
 

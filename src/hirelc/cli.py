@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   hirelc eval --model releq_lenet --data mnist5k --plan runs/lenet/plan.json
   hirelc pareto --model releq_lenet --data mnist5k --bits 2,3,4,5,8 --out runs/pareto --place runs/lenet
   hirelc report runs/lenet
+  hirelc export --model releq_lenet --data mnist5k --plan runs/lenet/plan.json --onnx lenet.onnx
 """
 
 
@@ -112,7 +113,8 @@ def _args_export(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     _args_plan(p)
     p.add_argument("--epochs", type=int, default=4, help="final fine-tune epochs before export (0 = none)")
-    p.add_argument("--out", required=True, help="packed file to write, e.g. model.hirelc")
+    p.add_argument("--out", help="packed file to write, e.g. model.hirelc")
+    p.add_argument("--onnx", help="ONNX file to write, e.g. model.onnx (needs pip install 'hirelc[onnx]')")
 
 
 def _args_search_common(p: argparse.ArgumentParser) -> None:
@@ -256,16 +258,45 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from hirelc.export.packed import export_packed
     from hirelc.pipeline import prepare, state_dict_bytes
 
+    if not (args.out or args.onnx):
+        raise ValueError("export needs --out FILE (the packed model) and/or --onnx FILE")
+    if args.onnx:
+        _check_onnx_target(Path(args.onnx))
     plan = _load_plan(args.plan)
     prep = prepare(_job(args), progress=not args.quiet, log=_log(args))
     model = prep.model  # export_packed compresses an fp32 model itself
     if args.epochs:
         model, result = prep.evaluator.final_finetune(plan, args.epochs, split="test")
         _log(args)(f"fine-tuned {args.epochs} epochs: test accuracy {result.accuracy:.4f}")
-    path = Path(args.out)
-    export_packed(model, plan, path, inventory=prep.inventory)
-    size, fp32 = path.stat().st_size, state_dict_bytes(prep.model)
-    out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, {fp32 / size:.2f}x smaller, measured)")
+    fp32 = state_dict_bytes(prep.model)
+    if args.out:
+        path = Path(args.out)
+        export_packed(model, plan, path, inventory=prep.inventory)
+        size = path.stat().st_size
+        out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, {fp32 / size:.2f}x smaller, measured)")
+    if args.onnx:
+        _export_onnx(args, model, plan, prep, fp32)
+
+
+def _check_onnx_target(path: Path) -> None:
+    """Fail before any work: onnx missing, or a file the user owns at the target path."""
+    from hirelc.export.onnx import require_onnx
+
+    require_onnx()
+    if path.exists():
+        raise ValueError(f"{path} already exists; remove it or choose another --onnx path")
+
+
+def _export_onnx(args: argparse.Namespace, model, plan, prep, fp32: int) -> None:
+    from hirelc.export.onnx import export_onnx
+
+    device = next(prep.model.parameters()).device
+    result = export_onnx(model, plan, args.onnx, prep.data.example_input().to(device), inventory=prep.inventory)
+    for line in result.lines():
+        _log(args)(f"  {line}")
+    size = result.file_bytes
+    out.print(f"wrote {result.path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, "
+              f"{fp32 / size:.2f}x smaller, measured); run it with onnxruntime, input name 'input'")
 
 
 def _cmd_search(args: argparse.Namespace) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
 import torch
 from torch import nn
 

@@ -66,10 +66,10 @@ def test_signed_bits_is_the_narrowest_twos_complement_width() -> None:
     (_cfg("int_sym", 4, "per_group", 8), "linear", Lowering("DequantizeLinear", 4, 8)),  # no block < 16
     (_cfg("int_sym", 5, "per_channel"), "linear", Lowering("MatMulNBits", 8, 256)),
     (_cfg("int_sym", 1, "per_tensor"), "linear", Lowering("MatMulNBits", 2, 256)),
-    (_cfg("float", 6, "per_channel"), "linear", Lowering("DequantizeLinear", 16, 256)),
+    (_cfg("float", 6, "per_channel"), "linear", Lowering("DequantizeLinear", 16, None)),
     (_cfg("float", 8, "per_channel"), "linear", Lowering("float32", 32, None)),
     (_cfg("int_sym", 3, "per_group", 32), "conv", Lowering("DequantizeLinear", 4, 32)),
-    (_cfg("int_asym", 6, "per_channel"), "conv", Lowering("DequantizeLinear", 8, 256)),
+    (_cfg("int_asym", 6, "per_channel"), "conv", Lowering("DequantizeLinear", 8, None)),
     (_cfg("int_sym", 4, "per_tensor"), "conv", Lowering("DequantizeLinear", 4, None)),
 ])
 def test_lowering_is_the_narrowest_the_runtime_executes(cfg: LayerConfig, kind: str, expected: Lowering) -> None:

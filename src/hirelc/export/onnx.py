@@ -39,9 +39,12 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,6 +274,31 @@ def export_onnx(
     return OnnxExport(str(path), os.stat(path).st_size, tuple(reports))
 
 
+@contextmanager
+def _without_placeholder_warning() -> Iterator[None]:
+    """Drop the C++ warning that the placeholder op has no shape inference (it is replaced
+    before anyone reads the graph); it goes straight to file descriptor 2, past `warnings`.
+    Every other line written to stderr meanwhile is passed on."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines = tmp.read().decode(errors="replace").splitlines()
+            kept = [line for line in lines if "hirelc::Kernel" not in line]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 def _torch_export(model: nn.Module, example_input: Tensor) -> bytes:
     """The TorchScript exporter's ONNX bytes, batch dimension dynamic."""
     buf = io.BytesIO()
@@ -279,7 +307,7 @@ def _torch_export(model: nn.Module, example_input: Tensor) -> bytes:
         # nn.MultiheadAttention's inference fast path is one fused aten op with no ONNX
         # export; the regular path exports as plain MatMul / Softmax.
         torch.backends.mha.set_fastpath_enabled(False)
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _without_placeholder_warning():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
             torch.onnx.export(model, (example_input,), buf, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=["output"], custom_opsets={"hirelc": 1},

@@ -48,8 +48,9 @@ __all__ = [
 ]
 
 MATMULNBITS_BITS = (2, 4, 8)  # the CPU kernel rejects other widths ("additional bits planned")
-MATMULNBITS_BLOCKS = (16, 32, 64, 128, 256, 512, 1024)  # powers of two >= 16 (probed up to 1024)
-MATMULNBITS_MAX_BLOCK_2BIT = 256  # the CPU kernel's limit for 2 bits
+# Powers of two >= 16 run; larger ones (512, 1024 probed) load too, but MLAS's blocked
+# kernels are written for block lengths 16..256, so per-channel weights use at most 256.
+MATMULNBITS_BLOCKS = (16, 32, 64, 128, 256)
 DQ_BITS = (4, 8, 16)  # DequantizeLinear integer widths at opset 21
 MAX_INT_BITS = 31  # wider levels are kept as the dequantized float weight
 
@@ -145,8 +146,8 @@ class Lowering:
     """How one kernel is stored in the ONNX file.
 
     op: "MatMulNBits" (Linear), "DequantizeLinear" (integers + DQ node) or "float32".
-    bits: stored bits per weight; block: columns per scale in the file (None: per tensor
-    for DequantizeLinear, or float32).
+    bits: stored bits per weight; block: columns per scale in the file (None: one scale
+    per tensor or per row, as in the plan, or float32).
     """
 
     op: str
@@ -158,7 +159,7 @@ def _matmulnbits_block(iw: IntWeight, bits: int, cols: int) -> int | None:
     """The block size for MatMulNBits: hirelc's group size when the kernel runs it, a power
     of two dividing it otherwise (scales repeated), or, per channel / per tensor, the size
     giving the fewest bytes (padding of the last block vs repeated scales)."""
-    allowed = [b for b in MATMULNBITS_BLOCKS if bits != 2 or b <= MATMULNBITS_MAX_BLOCK_2BIT]
+    allowed = list(MATMULNBITS_BLOCKS)
     if iw.block < cols:  # per_group: blocks must nest inside hirelc's groups
         fitting = [b for b in allowed if iw.block % b == 0]
         return max(fitting) if fitting else None
@@ -186,7 +187,7 @@ def choose_lowering(iw: IntWeight, kind: str) -> Lowering:
             return Lowering("MatMulNBits", bits, block)
     if iw.bits <= max(DQ_BITS):
         bits = min(b for b in DQ_BITS if b >= iw.bits)
-        return Lowering("DequantizeLinear", bits, None if iw.per_tensor else iw.block)
+        return Lowering("DequantizeLinear", bits, iw.block if iw.block < cols else None)
     return Lowering("float32", 32, None)
 
 
