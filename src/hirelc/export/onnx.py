@@ -267,7 +267,7 @@ def export_onnx(
         for p in paths:
             _replace_module(physical, p, _Marked(physical.get_submodule(p), item.index))
         reports.append(KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low)))
-    graph = rewrite(onnx.load_from_string(_torch_export(physical, example_input)), lowered)
+    graph = rewrite(onnx.load_from_string(_torch_export(physical, example_input, bool(lowered))), lowered)
     onnx.checker.check_model(graph)
     data = graph.SerializeToString()
     _write_atomically(Path(path), data)
@@ -299,7 +299,7 @@ def _without_placeholder_warning() -> Iterator[None]:
                 sys.stderr.write("\n".join(kept) + "\n")
 
 
-def _torch_export(model: nn.Module, example_input: Tensor) -> bytes:
+def _torch_export(model: nn.Module, example_input: Tensor, marked: bool) -> bytes:
     """The TorchScript exporter's ONNX bytes, batch dimension dynamic."""
     buf = io.BytesIO()
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -310,7 +310,7 @@ def _torch_export(model: nn.Module, example_input: Tensor) -> bytes:
         with warnings.catch_warnings(), torch.no_grad(), _without_placeholder_warning():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
             torch.onnx.export(model, (example_input,), buf, dynamo=False, opset_version=OPSET,
-                              input_names=["input"], output_names=["output"], custom_opsets={"hirelc": 1},
+                              input_names=["input"], output_names=["output"], custom_opsets={"hirelc": 1} if marked else None,
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)

@@ -84,6 +84,8 @@ class Lowered:
             scale, zp = scale.reshape(-1), None if zp is None else zp.reshape(-1)
         if self.is_linear:  # MatMul wants (in, out): store the transpose, blocks along axis 0
             values, scale, zp = values.T, scale.T, None if zp is None else zp.T
+        elif not self.blocked:  # one scale per tensor / out channel: the conv's own shape
+            values = values.reshape(tuple(self.module.weight.shape))
         out = [numpy_helper.from_array(np.ascontiguousarray(values).astype(dtype), self._key("codes")),
                numpy_helper.from_array(np.ascontiguousarray(scale, dtype=np.float32), self._key("scale"))]
         if zp is not None:
@@ -110,14 +112,19 @@ class Lowered:
         if low.op == "float32":
             return [helper.make_node("MatMul", [x, names[0]], [y], name=self._key("matmul"))]
         w = self._key("w")
-        dq = self._dq_node(names, w, axis=0 if not iw.per_tensor and iw.scale.shape[1] > 1 else 1)
+        dq = self._dq_node(names, w, axis=0 if self.blocked else 1)
         return [dq, helper.make_node("MatMul", [x, w], [y], name=self._key("matmul"))]
+
+    @property
+    def blocked(self) -> bool:
+        """Several scales per row (hirelc per_group), as opposed to per tensor / channel."""
+        return self.iw.scale.shape[1] > 1
 
     def _dq_node(self, names: list[str], out: str, axis: int) -> onnx.NodeProto:
         attrs: dict[str, Any] = {}
         if not self.iw.per_tensor:
             attrs["axis"] = axis
-            if self.iw.scale.shape[1] > 1:
+            if self.blocked:
                 attrs["block_size"] = self.iw.block
         return helper.make_node("DequantizeLinear", names, [out], name=self._key("dq"), **attrs)
 
@@ -125,12 +132,15 @@ class Lowered:
         m, low = self.module, self.lowering
         names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
         nodes, w = [], names[0]
-        if low.op != "float32":
+        if low.op != "float32" and not self.blocked:
+            w = self._key("w")
+            nodes.append(self._dq_node(names, w, axis=0))
+        elif low.op != "float32":  # hirelc's groups run across input channels and taps: 2-D
             flat, w = self._key("w2d"), self._key("w")
             shape = self._key("shape")
             nodes.append(helper.make_node("Constant", [], [shape], name=self._key("shape_const"),
                                           value=numpy_helper.from_array(np.array(m.weight.shape, np.int64))))
-            nodes.append(self._dq_node(names, flat, axis=0 if self.iw.scale.shape[1] == 1 else 1))
+            nodes.append(self._dq_node(names, flat, axis=1))
             nodes.append(helper.make_node("Reshape", [flat, shape], [w], name=self._key("reshape")))
         inputs = [x, w] + ([self._key("bias")] if m.bias is not None else [])
         from hirelc.export.onnx import _padding  # the marker's padding rule, stated once
