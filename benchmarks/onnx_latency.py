@@ -12,7 +12,8 @@ values) and each plan
     int8      Plan.uniform(specs, bits=8)                    per-channel int_sym
     int4      Plan.uniform(specs, bits=4)
     int4 k0.5 Plan.uniform(specs, bits=4, keep_ratio=0.5)    prunes every prunable kernel
-    releq     releq_lenet only: ReLeQ's plan [2, 2, 2, 2] from RESULTS.md ("the main job")
+    releq     releq_lenet only: ReLeQ's plan [2, 2, 2, 2] from RESULTS.md ("the main job"),
+              and the same with its 2-bit Linears stored at 4 bits (min_matmul_bits=4)
 
 `hirelc.export_onnx` writes the file (size: os.stat). Latency: onnxruntime CPU session,
 intra-op threads 1 and 2, sequential execution, batch 1 and 64; 3 warm-up runs (not
@@ -35,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +48,7 @@ import torch
 
 from hirelc.cost import stripes_speedup
 from hirelc.export.onnx import export_onnx
+from hirelc.export.onnx_latency import median_seconds, onnx_session, session_latency
 from hirelc.inventory import inspect
 from hirelc.plan import Plan
 from hirelc.zoo import create_model, list_models
@@ -57,57 +58,33 @@ BATCHES = (1, 64)
 THREADS = (1, 2)
 
 
-def plans(name: str, specs) -> dict[str, Plan]:
-    out = {"fp32": Plan({}), "int8": Plan.uniform(specs, bits=8), "int4": Plan.uniform(specs, bits=4),
-           "int4 k0.5": Plan.uniform(specs, bits=4, keep_ratio=0.5)}
+def plans(name: str, specs) -> dict[str, tuple[Plan, int]]:
+    """label -> (plan, min_matmul_bits of export_onnx)."""
+    out = {"fp32": (Plan({}), 2), "int8": (Plan.uniform(specs, bits=8), 2), "int4": (Plan.uniform(specs, bits=4), 2),
+           "int4 k0.5": (Plan.uniform(specs, bits=4, keep_ratio=0.5), 2)}
     if name == "releq_lenet":
-        out["releq"] = Plan.from_bits([s.name for s in specs], [2, 2, 2, 2])
+        releq = Plan.from_bits([s.name for s in specs], [2, 2, 2, 2])
+        out["releq"] = (releq, 2)
+        out["releq, linears at 4b"] = (releq, 4)
     return out
 
 
-def session(path: str, threads: int, fold: bool = False, profile: str | None = None) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if fold:
-        opts.add_session_config_entry("session.disable_quant_qdq", "1")
-    if profile:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def median_seconds(fn, budget: float) -> tuple[float, int]:
-    for _ in range(3):  # warm-up, not counted
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < 200):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), len(times)
-
-
 def onnx_latency(path: str, x: np.ndarray, threads: int, budget: float, fold: bool = False) -> float:
-    sess = session(path, threads, fold)
-    feed = {"input": x}
-    return median_seconds(lambda: sess.run(None, feed), budget)[0]
+    return session_latency(path, x, threads, budget, fold_dequantize=fold)
 
 
 def torch_latency(model: torch.nn.Module, x: torch.Tensor, threads: int, budget: float) -> float:
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            return median_seconds(lambda: model(x), budget)[0]
+            return median_seconds(lambda: model(x), budget)
     finally:
         torch.set_num_threads(1)
 
 
 def profile_ops(path: str, x: np.ndarray, tmp: Path) -> list[tuple[str, float]]:
     """op type -> share of summed node time over 50 batch-1 runs (onnxruntime profiler)."""
-    sess = session(path, 1, profile=str(tmp / "prof"))
+    sess = onnx_session(path, 1, profile_prefix=str(tmp / "prof"))
     for _ in range(50):
         sess.run(None, {"input": x})
     events = json.loads(Path(sess.end_profiling()).read_text())
@@ -126,9 +103,9 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     specs = inspect(model, example)
     xs = {b: torch.randn(b, 1, 28, 28) for b in BATCHES}
     rows = {}
-    for label, plan in plans(name, specs).items():
-        path = str(tmp / f"{name}-{label.replace(' ', '_')}.onnx")
-        result = export_onnx(model, plan, path, example, inventory=specs)
+    for label, (plan, min_bits) in plans(name, specs).items():
+        path = str(tmp / f"{name}-{label.replace(' ', '_').replace(',', '')}.onnx")
+        result = export_onnx(model, plan, path, example, inventory=specs, min_matmul_bits=min_bits)
         row = {"file_bytes": result.file_bytes, "modelled_stripes_vs_8bit": stripes_speedup(specs, plan),
                "lines": result.lines(), "onnx": {}, "folded": {}}
         for b in BATCHES:

@@ -107,6 +107,8 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20, help="short fine-tune steps (0 = none)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--latency", action="store_true",
+                   help="also export to ONNX and measure onnxruntime latency (needs pip install 'hirelc[onnx]')")
 
 
 def _args_export(p: argparse.ArgumentParser) -> None:
@@ -248,10 +250,24 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         "packed_data_bytes": storage, "fp32_state_dict_bytes": fp32, "compression_ratio": fp32 / storage,
         **plan_costs(prep.inventory, plan),
     }
+    if args.latency:
+        report |= _onnx_latency(prep, plan)
     if args.json:
         out.print_json(json.dumps(report))
         return
     _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
+
+
+def _onnx_latency(prep, plan) -> dict:
+    """Measured onnxruntime latency of the plan (no fine-tune: latency does not depend on
+    the weights' values) and of the fp32 model, batch 1, one thread."""
+    import tempfile
+
+    from hirelc.export.onnx_latency import onnx_latency_report
+
+    with tempfile.TemporaryDirectory() as folder:
+        return onnx_latency_report(prep.model, plan, prep.data.example_input().cpu(), folder,
+                                   inventory=prep.inventory)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

@@ -186,3 +186,14 @@ def test_missing_onnxruntime_gives_the_install_command(monkeypatch, tmp_path) ->
         export_onnx(model, Plan({"tok": LayerConfig(bits=4)}), tmp_path / "m.onnx", x[:1])
     assert str(e.value) == INSTALL_HINT
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_min_matmul_bits_4_stores_2_bit_linears_at_4_bits_with_the_same_outputs(tmp_path) -> None:
+    model, x = _model()
+    plan = Plan({"tok": LayerConfig(bits=2), "head": LayerConfig(bits=8)})
+    result = export_onnx(model, plan, tmp_path / "m.onnx", x[:1], min_matmul_bits=4)
+    assert [(k.lowering.op, k.lowering.bits) for k in result.kernels] == [("MatMulNBits", 4), ("MatMulNBits", 8)]
+    with torch.no_grad():
+        assert_matches(run_onnx(result.path, x), apply_plan(model, plan)(x))
+    with pytest.raises(ValueError, match="min_matmul_bits"):
+        export_onnx(model, plan, tmp_path / "n.onnx", x[:1], min_matmul_bits=3)

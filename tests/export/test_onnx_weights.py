@@ -105,3 +105,10 @@ def test_matmulnbits_packing_decodes_to_the_same_weight(fmt: str) -> None:
 def test_hirelc_bytes_counts_packed_codes_fp16_scales_and_zero_points() -> None:
     q = quantize(torch.randn(4, 10), _cfg("int_asym", 3, "per_channel"))
     assert hirelc_bytes(q) == 15 + 4 * 2 + 4  # ceil(40*3/8) + 4 fp16 scales + 4 zero points
+
+
+def test_min_matmul_bits_widens_narrow_linears() -> None:
+    two = to_integers(quantize(torch.randn(8, 64), _cfg("int_sym", 2, "per_group", 32)))
+    assert choose_lowering(two, "linear", 4) == Lowering("MatMulNBits", 4, 32)
+    assert choose_lowering(two, "linear", 8) == Lowering("MatMulNBits", 8, 32)
+    assert choose_lowering(two, "conv", 4) == Lowering("DequantizeLinear", 4, 32)  # convs unaffected

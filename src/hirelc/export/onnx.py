@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from hirelc.compress.apply import STATE_ATTR, apply_plan, compact_latent_weights, compression_state, to_physical
 from hirelc.compress.quantize import dequantize, quantize
-from hirelc.export.onnx_weights import Lowering, choose_lowering, hirelc_bytes, to_integers
+from hirelc.export.onnx_weights import MATMULNBITS_BITS, Lowering, choose_lowering, hirelc_bytes, to_integers
 from hirelc.inventory import Inventory
 from hirelc.plan import Plan
 
@@ -217,6 +217,7 @@ def export_onnx(
     *,
     inventory: Inventory | None = None,
     importance: str | Mapping[str, Tensor] | None = None,
+    min_matmul_bits: int = 2,
 ) -> OnnxExport:
     """Write `model` compressed with `plan` as an ONNX file (module docstring) and return
     what was written. The batch dimension is dynamic; the input is named "input" and the
@@ -224,6 +225,10 @@ def export_onnx(
 
     model: the fp32 model (compressed here) or a model from `apply_plan` (e.g. fine-tuned;
         `plan` must then be None or its plan). example_input: one input tensor (batch first).
+    min_matmul_bits: Linear kernels are stored as MatMulNBits with at least this many bits
+        (2, 4 or 8; default 2: the smallest file). onnxruntime 1.32 computes fastest at 4
+        bits; its 2-bit kernel with float32 activations was slower than float32 MatMul at
+        batch 1 (benchmarks/RESULTS.md), so 4 trades bytes for speed.
     The file is written atomically; it replaces an existing file at `path` (the CLI refuses
     to). Raises ImportError naming `pip install 'hirelc[onnx]'` when onnx / onnxruntime are
     missing.
@@ -233,6 +238,8 @@ def export_onnx(
 
     from hirelc.export.onnx_graph import Lowered, rewrite
 
+    if min_matmul_bits not in MATMULNBITS_BITS:
+        raise ValueError(f"min_matmul_bits must be one of {MATMULNBITS_BITS}, got {min_matmul_bits!r}")
     if not isinstance(example_input, Tensor):
         raise ValueError(f"export_onnx needs one example input tensor, got {type(example_input).__name__}")
     compressed = _compressed(model, plan, example_input, inventory, importance)
@@ -261,7 +268,7 @@ def export_onnx(
                                         (f"not lowered ({reason}): float32",)))
             continue
         kind = "linear" if isinstance(mods[0], nn.Linear) else "conv"
-        low = choose_lowering(iw, kind)
+        low = choose_lowering(iw, kind, min_matmul_bits)
         item = Lowered(len(lowered), name, mods[0], iw, low)
         lowered.append(item)
         for p in paths:

@@ -174,17 +174,23 @@ def matmulnbits_bytes(iw: IntWeight, bits: int, block: int, cols: int) -> int:
     return rows * (n_blocks * block * bits // 8 + 4 * n_blocks + zp)
 
 
-def choose_lowering(iw: IntWeight, kind: str) -> Lowering:
+def choose_lowering(iw: IntWeight, kind: str, min_matmul_bits: int = 2) -> Lowering:
     """The narrowest storage the CPU runtime executes for `iw` on a `kind` kernel
-    ("linear" or "conv")."""
+    ("linear" or "conv"). min_matmul_bits: store Linear kernels at no fewer bits than this
+    (4 picks onnxruntime's fastest float32-activation MatMulNBits kernel for 2-bit ones)."""
     if iw.values is None:
         return Lowering("float32", 32, None)
     cols = iw.values.shape[1]
     if kind == "linear" and iw.bits <= max(MATMULNBITS_BITS):
-        bits = min(b for b in MATMULNBITS_BITS if b >= iw.bits)
+        bits = min(b for b in MATMULNBITS_BITS if b >= max(iw.bits, min_matmul_bits))
         block = _matmulnbits_block(iw, bits, cols)
         if block is not None:
             return Lowering("MatMulNBits", bits, block)
+    # A Linear gets here only with a hirelc group size that no MatMulNBits block (a power of
+    # two >= 16) divides, or with levels wider than 8 bits. Both matter: onnxruntime's
+    # extended optimizations rewrite DequantizeLinear (int4/int8, power-of-two blocks) +
+    # MatMul into MatMulNBits with int8 activations (accuracy_level 4), which would change
+    # the outputs by ~1e-3; these two cases are left alone (tested).
     if iw.bits <= max(DQ_BITS):
         bits = min(b for b in DQ_BITS if b >= iw.bits)
         return Lowering("DequantizeLinear", bits, iw.block if iw.block < cols else None)
