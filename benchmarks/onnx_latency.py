@@ -82,9 +82,9 @@ def torch_latency(model: torch.nn.Module, x: torch.Tensor, threads: int, budget:
         torch.set_num_threads(1)
 
 
-def profile_ops(path: str, x: np.ndarray, tmp: Path) -> list[tuple[str, float]]:
+def profile_ops(path: str, x: np.ndarray, tmp: Path, fold: bool = False) -> list[tuple[str, float]]:
     """op type -> share of summed node time over 50 batch-1 runs (onnxruntime profiler)."""
-    sess = onnx_session(path, 1, profile_prefix=str(tmp / "prof"))
+    sess = onnx_session(path, 1, fold_dequantize=fold, profile_prefix=str(tmp / "prof"))
     for _ in range(50):
         sess.run(None, {"input": x})
     events = json.loads(Path(sess.end_profiling()).read_text())
@@ -119,29 +119,35 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     pytorch = {f"b{b}/t{t}": torch_latency(model, xs[b], t, args.budget) for b in BATCHES for t in THREADS}
     profiles = {}
     if name in args.profile:
-        for label in ("fp32", "int4 k0.5"):
+        for label, fold in (("fp32", False), ("int4 k0.5", False), ("int4 k0.5", True)):
             path = str(tmp / f"{name}-{label.replace(' ', '_')}.onnx")
-            profiles[label] = profile_ops(path, xs[1].numpy(), tmp)
+            profiles[label + (" folded" if fold else "")] = profile_ops(path, xs[1].numpy(), tmp, fold)
     return {"plans": rows, "pytorch_fp32": pytorch, "profiles": profiles}
 
 
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
 def markdown(results: dict) -> str:
-    head = ("| model | plan | ONNX file B | fp32/this size | " + " | ".join(
-        f"ORT b{b} t{t} ms" for b in BATCHES for t in THREADS) + " | folded b1 t1 / b64 t1 ms | "
-        "PyTorch fp32 b1 t1 / b64 t1 ms | measured speedup vs fp32 ONNX b1 t1 / b64 t1 | modelled vs 8-bit |")
+    cols = [f"b{b} t{t}" for b in BATCHES for t in THREADS]
+    head = ("| model | plan | ONNX file B | fp32 ONNX / this | " + " | ".join(f"ORT {c} ms" for c in cols)
+            + " | folded b1 t1 / b64 t1 ms | PyTorch fp32 b1 t1 / b64 t1 ms | measured speedup vs fp32 ONNX, "
+            "b1 t1 / b64 t1 | same, folded | modelled vs 8-bit |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in results.items():
-        fp32 = r["plans"]["fp32"]
+        fp32 = r["plans"]["fp32"]["onnx"]
         for label, row in r["plans"].items():
-            lat = " | ".join(f"{row['onnx'][f'b{b}/t{t}'] * 1e3:.3f}" for b in BATCHES for t in THREADS)
-            folded = (f"{row['folded']['b1/t1'] * 1e3:.3f} / {row['folded']['b64/t1'] * 1e3:.2f}"
-                      if row["folded"] else "-")
+            lat = " | ".join(_ms(row["onnx"][c.replace(" ", "/")]) for c in cols)
+            f = row["folded"]
+            folded = f"{_ms(f['b1/t1'])} / {_ms(f['b64/t1'])}" if f else "-"
             pt = r["pytorch_fp32"]
-            torch_ms = f"{pt['b1/t1'] * 1e3:.3f} / {pt['b64/t1'] * 1e3:.2f}" if label == "fp32" else ""
-            speed = (f"{fp32['onnx']['b1/t1'] / row['onnx']['b1/t1']:.2f}x / "
-                     f"{fp32['onnx']['b64/t1'] / row['onnx']['b64/t1']:.2f}x")
-            out.append(f"| {name} | {label} | {row['file_bytes']:,} | {fp32['file_bytes'] / row['file_bytes']:.2f}x | "
-                       f"{lat} | {folded} | {torch_ms} | {speed} | {row['modelled_stripes_vs_8bit']:.2f}x |")
+            torch_ms = f"{_ms(pt['b1/t1'])} / {_ms(pt['b64/t1'])}" if label == "fp32" else ""
+            speed = f"{fp32['b1/t1'] / row['onnx']['b1/t1']:.2f}x / {fp32['b64/t1'] / row['onnx']['b64/t1']:.2f}x"
+            fspeed = f"{fp32['b1/t1'] / f['b1/t1']:.2f}x / {fp32['b64/t1'] / f['b64/t1']:.2f}x" if f else "-"
+            size = r["plans"]["fp32"]["file_bytes"] / row["file_bytes"]
+            out.append(f"| {name} | {label} | {row['file_bytes']:,} | {size:.2f}x | {lat} | {folded} | {torch_ms} | "
+                       f"{speed} | {fspeed} | {row['modelled_stripes_vs_8bit']:.2f}x |")
     return "\n".join(out)
 
 

@@ -258,7 +258,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
 
 
-def _onnx_latency(prep, plan) -> dict:
+def _onnx_latency(prep: Any, plan: Any) -> dict[str, Any]:
     """Measured onnxruntime latency of the plan (no fine-tune: latency does not depend on
     the weights' values) and of the fp32 model, batch 1, one thread."""
     import tempfile
@@ -303,7 +303,7 @@ def _check_onnx_target(path: Path) -> None:
         raise ValueError(f"{path} already exists; remove it or choose another --onnx path")
 
 
-def _export_onnx(args: argparse.Namespace, model, plan, prep, fp32: int) -> None:
+def _export_onnx(args: argparse.Namespace, model: Any, plan: Any, prep: Any, fp32: int) -> None:
     from hirelc.export.onnx import export_onnx
 
     device = next(prep.model.parameters()).device

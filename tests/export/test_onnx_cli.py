@@ -31,3 +31,14 @@ def test_export_onnx_writes_a_runnable_file_and_keeps_existing_files(tmp_path, c
     assert target.read_bytes() == before
     assert main(["export", *COMMON, "--plan", str(plan)]) == 2
     assert "--out FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_latency_adds_measured_onnx_figures(tmp_path, capsys) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"features.0": 4, "classifier.1": 4}))
+    assert main(["eval", *COMMON, "--plan", str(plan), "--steps", "0", "--latency", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 < report["onnx_file_bytes"] < report["onnx_fp32_file_bytes"]
+    assert report["onnx_latency_ms"] > 0 and report["onnx_fp32_latency_ms"] > 0
+    assert "measured" in report["onnx_latency_setting"]

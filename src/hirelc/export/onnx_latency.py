@@ -11,7 +11,7 @@ that are not counted. A measurement on the machine it runs on, never a model.
 >>> x = torch.randn(1, 64)
 >>> report = onnx_latency_report(net, Plan({"0": LayerConfig(bits=4)}), x, tempfile.mkdtemp(), budget=0.05)
 >>> sorted(report)
-['onnx_file_bytes', 'onnx_fp32_file_bytes', 'onnx_fp32_latency_ms', 'onnx_latency_ms', 'onnx_latency_setting']
+['onnx_file_bytes', 'onnx_fp32_file_bytes', 'onnx_fp32_latency_ms', 'onnx_latency_folded_ms', 'onnx_latency_ms', 'onnx_latency_setting']
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def session_latency(path: str | os.PathLike, x: np.ndarray, threads: int = 1, bu
 def onnx_latency_report(model: nn.Module, plan: Plan, example_input: torch.Tensor, folder: str | os.PathLike,
                         *, inventory: Inventory | None = None, threads: int = 1, budget: float = 0.5) -> dict:
     """Export `model` with `plan` and without (fp32) into `folder`, and measure both at the
-    batch of `example_input`: flat keys for a report or result.json."""
+    batch of `example_input`: flat keys for a report or result.json. "folded" is the
+    quantized file in a session that folds DequantizeLinear into float32 weights at load."""
     folder = Path(folder)
     x = example_input.detach().cpu()
     quant = export_onnx(model, plan, folder / "model.onnx", x, inventory=inventory)
@@ -90,6 +91,7 @@ def onnx_latency_report(model: nn.Module, plan: Plan, example_input: torch.Tenso
         "onnx_file_bytes": quant.file_bytes,
         "onnx_fp32_file_bytes": fp32.file_bytes,
         "onnx_latency_ms": 1e3 * session_latency(quant.path, xs, threads, budget),
+        "onnx_latency_folded_ms": 1e3 * session_latency(quant.path, xs, threads, budget, fold_dequantize=True),
         "onnx_fp32_latency_ms": 1e3 * session_latency(fp32.path, xs, threads, budget),
         "onnx_latency_setting": f"onnxruntime CPU, batch {x.shape[0]}, {threads} thread(s), median, measured",
     }
