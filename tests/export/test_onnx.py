@@ -197,3 +197,27 @@ def test_min_matmul_bits_4_stores_2_bit_linears_at_4_bits_with_the_same_outputs(
         assert_matches(run_onnx(result.path, x), apply_plan(model, plan)(x))
     with pytest.raises(ValueError, match="min_matmul_bits"):
         export_onnx(model, plan, tmp_path / "n.onnx", x[:1], min_matmul_bits=3)
+
+
+def test_a_layer_called_twice_and_a_weight_read_directly_are_exported_correctly(tmp_path) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shared = nn.Linear(16, 16)
+            self.raw = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.shared(torch.relu(self.shared(x)))  # one kernel, two calls
+            return torch.nn.functional.linear(x, self.raw.weight, self.raw.bias)  # never called
+
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(3, 16)
+    plan = Plan({"shared": LayerConfig(bits=4), "raw": LayerConfig(bits=4)})
+    result = export_onnx(model, plan, tmp_path / "m.onnx", x[:1])
+    m = onnx.load(result.path)
+    onnx.checker.check_model(m, full_check=True)
+    assert describe(m)["MatMulNBits"] == 2 and len([t for t in m.graph.initializer if "shared/B" in t.name]) == 1
+    raw = next(k for k in result.kernels if k.name == "raw")
+    assert raw.lowering.op == "float32" and "never calls this layer" in raw.line()
+    with torch.no_grad():
+        assert_matches(run_onnx(result.path, x), apply_plan(model, plan)(x))

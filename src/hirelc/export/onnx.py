@@ -150,6 +150,16 @@ class _Marked(nn.Module):
         super().__init__()
         self.inner, self.index = inner, index
 
+    # A model that reads `layer.weight` itself (not calling the layer) still finds it; that
+    # kernel gets no placeholder and is reported as float32 (`export_onnx`).
+    @property
+    def weight(self) -> Tensor:
+        return self.inner.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.inner.bias
+
     def forward(self, x: Tensor) -> Tensor:
         m = self.inner
         conv = None
@@ -274,7 +284,14 @@ def export_onnx(
         for p in paths:
             _replace_module(physical, p, _Marked(physical.get_submodule(p), item.index))
         reports.append(KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low)))
-    graph = rewrite(onnx.load_from_string(_torch_export(physical, example_input, bool(lowered))), lowered)
+    graph, placed = rewrite(onnx.load_from_string(_torch_export(physical, example_input, bool(lowered))), lowered)
+    for item in lowered:
+        if item.index not in placed:
+            k = next(i for i, r in enumerate(reports) if r.name == item.name)
+            reports[k] = KernelExport(item.name, reports[k].config, Lowering("float32", 32, None),
+                                      reports[k].hirelc_bytes, item.module.weight.numel() * 4,
+                                      ("not lowered (the model never calls this layer, it reads the "
+                                       "weight itself): float32",))
     onnx.checker.check_model(graph)
     data = graph.SerializeToString()
     _write_atomically(Path(path), data)

@@ -42,9 +42,15 @@ class Lowered:
     iw: IntWeight
     lowering: Lowering
     _inits: list[onnx.TensorProto] | None = field(default=None, repr=False)
+    _call: int = field(default=0, repr=False)
 
     def _key(self, what: str) -> str:
+        """Name of an initializer (shared by every call of the kernel)."""
         return f"hirelc/{self.name}/{what}"
+
+    def _nkey(self, what: str) -> str:
+        """Name of a node or intermediate value: unique per call, as a module may run twice."""
+        return self._key(what) + (f"/call{self._call}" if self._call else "")
 
     @property
     def is_linear(self) -> bool:
@@ -92,13 +98,14 @@ class Lowered:
             out.append(numpy_helper.from_array(np.ascontiguousarray(zp).astype(dtype), self._key("zero_point")))
         return out
 
-    def nodes(self, x: str, y: str) -> list[onnx.NodeProto]:
-        """The operators computing `y` from `x`."""
-        core = y if self.module.bias is None or not self.is_linear else self._key("mm")
+    def nodes(self, x: str, y: str, call: int = 0) -> list[onnx.NodeProto]:
+        """The operators computing `y` from `x`, for the `call`-th use of the kernel."""
+        self._call = call
+        core = y if self.module.bias is None or not self.is_linear else self._nkey("mm")
         if self.is_linear:
             out = self._linear_nodes(x, core)
             if core != y:
-                out.append(helper.make_node("Add", [core, self._key("bias")], [y], name=self._key("add")))
+                out.append(helper.make_node("Add", [core, self._key("bias")], [y], name=self._nkey("add")))
             return out
         return self._conv_nodes(x, y)
 
@@ -107,13 +114,13 @@ class Lowered:
         names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
         if low.op == "MatMulNBits":
             rows, cols = iw.values.shape
-            return [helper.make_node("MatMulNBits", [x, *names], [y], name=self._key("matmulnbits"),
+            return [helper.make_node("MatMulNBits", [x, *names], [y], name=self._nkey("matmulnbits"),
                                      domain=MS_DOMAIN, K=cols, N=rows, bits=low.bits, block_size=low.block)]
         if low.op == "float32":
-            return [helper.make_node("MatMul", [x, names[0]], [y], name=self._key("matmul"))]
-        w = self._key("w")
+            return [helper.make_node("MatMul", [x, names[0]], [y], name=self._nkey("matmul"))]
+        w = self._nkey("w")
         dq = self._dq_node(names, w, axis=0 if self.blocked else 1)
-        return [dq, helper.make_node("MatMul", [x, w], [y], name=self._key("matmul"))]
+        return [dq, helper.make_node("MatMul", [x, w], [y], name=self._nkey("matmul"))]
 
     @property
     def blocked(self) -> bool:
@@ -126,28 +133,28 @@ class Lowered:
             attrs["axis"] = axis
             if self.blocked:
                 attrs["block_size"] = self.iw.block
-        return helper.make_node("DequantizeLinear", names, [out], name=self._key("dq"), **attrs)
+        return helper.make_node("DequantizeLinear", names, [out], name=self._nkey("dq"), **attrs)
 
     def _conv_nodes(self, x: str, y: str) -> list[onnx.NodeProto]:
         m, low = self.module, self.lowering
         names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
         nodes, w = [], names[0]
         if low.op != "float32" and not self.blocked:
-            w = self._key("w")
+            w = self._nkey("w")
             nodes.append(self._dq_node(names, w, axis=0))
         elif low.op != "float32":  # hirelc's groups run across input channels and taps: 2-D
-            flat, w = self._key("w2d"), self._key("w")
-            shape = self._key("shape")
-            nodes.append(helper.make_node("Constant", [], [shape], name=self._key("shape_const"),
+            flat, w = self._nkey("w2d"), self._nkey("w")
+            shape = self._nkey("shape")
+            nodes.append(helper.make_node("Constant", [], [shape], name=self._nkey("shape_const"),
                                           value=numpy_helper.from_array(np.array(m.weight.shape, np.int64))))
             nodes.append(self._dq_node(names, flat, axis=1))
-            nodes.append(helper.make_node("Reshape", [flat, shape], [w], name=self._key("reshape")))
+            nodes.append(helper.make_node("Reshape", [flat, shape], [w], name=self._nkey("reshape")))
         inputs = [x, w] + ([self._key("bias")] if m.bias is not None else [])
         from hirelc.export.onnx import _padding  # the marker's padding rule, stated once
 
         pads = list(_padding(m))
         nodes.append(helper.make_node(
-            "Conv", inputs, [y], name=self._key("conv"), kernel_shape=list(m.kernel_size),
+            "Conv", inputs, [y], name=self._nkey("conv"), kernel_shape=list(m.kernel_size),
             strides=list(m.stride), pads=pads + pads, dilations=list(m.dilation), group=m.groups))
         return nodes
 
@@ -159,19 +166,23 @@ def _nbytes(t: onnx.TensorProto) -> int:
     return numpy_helper.to_array(t).nbytes
 
 
-def rewrite(model: onnx.ModelProto, lowered: list[Lowered]) -> onnx.ModelProto:
-    """Replace the placeholders, add the new initializers, drop unused ones, set the opsets."""
+def rewrite(model: onnx.ModelProto, lowered: list[Lowered]) -> tuple[onnx.ModelProto, set[int]]:
+    """Replace the placeholders, add the new initializers, drop unused ones, set the opsets.
+    Returns the model and the indices of the kernels placed (a kernel whose module the
+    model never calls, e.g. one it reads the weight of directly, has no placeholder)."""
     graph = model.graph
     nodes: list[onnx.NodeProto] = []
+    calls: dict[int, int] = {}
     for node in graph.node:
         if node.domain != "hirelc":
             nodes.append(node)
             continue
         index = next(a.i for a in node.attribute if a.name == "index")
-        nodes.extend(lowered[index].nodes(node.input[0], node.output[0]))
+        calls[index] = calls.get(index, -1) + 1
+        nodes.extend(lowered[index].nodes(node.input[0], node.output[0], calls[index]))
     del graph.node[:]
     graph.node.extend(nodes)
-    graph.initializer.extend(t for item in lowered for t in item.initializers())
+    graph.initializer.extend(t for item in lowered if item.index in calls for t in item.initializers())
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
@@ -182,7 +193,7 @@ def rewrite(model: onnx.ModelProto, lowered: list[Lowered]) -> onnx.ModelProto:
     del model.opset_import[:]
     model.opset_import.extend(opsets)
     model.ir_version = 10
-    return model
+    return model, set(calls)
 
 
 def describe(model: onnx.ModelProto) -> dict[str, int]:
