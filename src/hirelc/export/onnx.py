@@ -47,7 +47,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,9 @@ from hirelc.compress.quantize import dequantize, quantize
 from hirelc.export.onnx_weights import MATMULNBITS_BITS, Lowering, choose_lowering, hirelc_bytes, to_integers
 from hirelc.inventory import Inventory
 from hirelc.plan import Plan
+
+if TYPE_CHECKING:
+    from hirelc.export.onnx_graph import Lowered
 
 __all__ = ["INSTALL_HINT", "IR_VERSION", "OPSET", "KernelExport", "OnnxExport", "export_onnx", "require_onnx"]
 
@@ -246,7 +249,7 @@ def export_onnx(
     require_onnx()
     import onnx
 
-    from hirelc.export.onnx_graph import Lowered, rewrite
+    from hirelc.export.onnx_graph import rewrite  # imports onnx: only when exporting
 
     if min_matmul_bits not in MATMULNBITS_BITS:
         raise ValueError(f"min_matmul_bits must be one of {MATMULNBITS_BITS}, got {min_matmul_bits!r}")
@@ -261,41 +264,49 @@ def export_onnx(
     reports: list[KernelExport] = []
     for name, cfg in state.plan.items():
         ref = state.kernels[name]
-        paths = (ref.module,) + ref.aliases
-        mods = [physical.get_submodule(p) for p in paths]
-        reason = (f"{ref.kind}: computed inside nn.MultiheadAttention" if ref.kind.startswith("mha")
-                  else _markable(mods[0]))
-        q = quantize(latents[name], cfg)
-        weight = getattr(mods[0], ref.param).detach()
-        if not torch.equal(dequantize(q).reshape(weight.shape).to(weight.device), weight):
-            raise AssertionError(f"kernel {name!r}: the physical weight is not its quantized codes")
-        iw = to_integers(q)
-        desc = f"{cfg.number_format} {cfg.bits}b {cfg.granularity}" + (
-            f" {cfg.group_size}" if cfg.group_size else "")
-        if reason is not None:
-            nbytes = weight.numel() * 4
-            reports.append(KernelExport(name, desc, Lowering("float32", 32, None), hirelc_bytes(q), nbytes,
-                                        (f"not lowered ({reason}): float32",)))
-            continue
-        kind = "linear" if isinstance(mods[0], nn.Linear) else "conv"
-        low = choose_lowering(iw, kind, min_matmul_bits)
-        item = Lowered(len(lowered), name, mods[0], iw, low)
-        lowered.append(item)
-        for p in paths:
-            _replace_module(physical, p, _Marked(physical.get_submodule(p), item.index))
-        reports.append(KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low)))
+        item, report = _lower_kernel(name, cfg, ref, latents[name], physical, len(lowered), min_matmul_bits)
+        reports.append(report)
+        if item is not None:
+            lowered.append(item)
+            for p in (ref.module,) + ref.aliases:
+                _replace_module(physical, p, _Marked(physical.get_submodule(p), item.index))
     graph, placed = rewrite(onnx.load_from_string(_torch_export(physical, example_input, bool(lowered))), lowered)
-    for item in lowered:
-        if item.index not in placed:
-            k = next(i for i, r in enumerate(reports) if r.name == item.name)
-            reports[k] = KernelExport(item.name, reports[k].config, Lowering("float32", 32, None),
-                                      reports[k].hirelc_bytes, item.module.weight.numel() * 4,
-                                      ("not lowered (the model never calls this layer, it reads the "
-                                       "weight itself): float32",))
+    unplaced = {item.name: item for item in lowered if item.index not in placed}
+    reports = [_as_float32(r, unplaced[r.name]) if r.name in unplaced else r for r in reports]
     onnx.checker.check_model(graph)
     data = graph.SerializeToString()
     _write_atomically(Path(path), data)
     return OnnxExport(str(path), os.stat(path).st_size, tuple(reports))
+
+
+def _lower_kernel(name: str, cfg: Any, ref: Any, latent: Tensor, physical: nn.Module, index: int,
+                  min_matmul_bits: int) -> tuple[Lowered | None, KernelExport]:
+    """The storage of one kernel of the plan (None when it stays float32) and its report."""
+    from hirelc.export.onnx_graph import Lowered  # noqa: F811 (the runtime import; onnx is optional)
+
+    module = physical.get_submodule(ref.module)
+    q = quantize(latent, cfg)
+    weight = getattr(module, ref.param).detach()
+    if not torch.equal(dequantize(q).reshape(weight.shape).to(weight.device), weight):
+        raise AssertionError(f"kernel {name!r}: the physical weight is not its quantized codes")
+    desc = f"{cfg.number_format} {cfg.bits}b {cfg.granularity}" + (f" {cfg.group_size}" if cfg.group_size else "")
+    reason = (f"{ref.kind}: computed inside nn.MultiheadAttention" if ref.kind.startswith("mha")
+              else _markable(module))
+    if reason is not None:
+        return None, KernelExport(name, desc, Lowering("float32", 32, None), hirelc_bytes(q), weight.numel() * 4,
+                                  (f"not lowered ({reason}): float32",))
+    iw = to_integers(q)
+    low = choose_lowering(iw, "linear" if isinstance(module, nn.Linear) else "conv", min_matmul_bits)
+    item = Lowered(index, name, module, iw, low)
+    return item, KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low))
+
+
+def _as_float32(report: KernelExport, item: Any) -> KernelExport:
+    """The report of a lowered kernel that got no placeholder: the exporter kept its float32
+    weight (the model reads `layer.weight` itself instead of calling the layer)."""
+    return KernelExport(report.name, report.config, Lowering("float32", 32, None), report.hirelc_bytes,
+                        item.module.weight.numel() * 4,
+                        ("not lowered (the model never calls this layer, it reads the weight itself): float32",))
 
 
 @contextmanager
