@@ -20,7 +20,9 @@ intra-op threads 1 and 2, sequential execution, batch 1 and 64; 3 warm-up runs (
 counted), then repeated runs for `--budget` seconds (at least 5, at most 200), each timed
 with time.perf_counter; the median is reported. "folded" is the same file in a session with
 `session.disable_quant_qdq=1`, where onnxruntime folds DequantizeLinear of constant weights
-into float32 at load (smaller file, float32 compute). PyTorch fp32 is the eval model under
+into float32 at load (smaller file, float32 compute); "conv_weights=fold" is the plan exported
+with `export_onnx(..., conv_weights="fold")` (Cast/Mul nodes that a default session folds),
+timed in a default session (one thread). PyTorch fp32 is the eval model under
 torch.inference_mode with torch.set_num_threads(threads). Measured speedup = fp32 ONNX
 latency / this plan's latency at the same batch and threads; modelled = Stripes-style
 bit-serial speedup over 8 bits (`hirelc.cost.stripes_speedup`), a model, not a measurement.
@@ -107,13 +109,19 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
         path = str(tmp / f"{name}-{label.replace(' ', '_').replace(',', '')}.onnx")
         result = export_onnx(model, plan, path, example, inventory=specs, min_matmul_bits=min_bits)
         row = {"file_bytes": result.file_bytes, "modelled_stripes_vs_8bit": stripes_speedup(specs, plan),
-               "lines": result.lines(), "onnx": {}, "folded": {}}
+               "lines": result.lines(), "onnx": {}, "folded": {}, "conv_fold": {}}
+        if label != "fp32":  # the same plan with conv_weights="fold" (Cast/Mul, folded at load)
+            fold_path = path.replace(".onnx", "-fold.onnx")
+            fold = export_onnx(model, plan, fold_path, example, inventory=specs, min_matmul_bits=min_bits,
+                               conv_weights="fold")
+            row["conv_fold_file_bytes"] = fold.file_bytes
         for b in BATCHES:
             for t in THREADS:
                 key = f"b{b}/t{t}"
                 row["onnx"][key] = onnx_latency(path, xs[b].numpy(), t, args.budget)
-                if label != "fp32":
+                if label != "fp32" and t == 1:
                     row["folded"][key] = onnx_latency(path, xs[b].numpy(), t, args.budget, fold=True)
+                    row["conv_fold"][key] = onnx_latency(fold_path, xs[b].numpy(), t, args.budget)
         rows[label] = row
         print(f"  {name} {label}: {result.file_bytes:,} B, b1/t1 {row['onnx']['b1/t1'] * 1e3:.3f} ms", flush=True)
     pytorch = {f"b{b}/t{t}": torch_latency(model, xs[b], t, args.budget) for b in BATCHES for t in THREADS}
@@ -132,8 +140,9 @@ def _ms(seconds: float) -> str:
 def markdown(results: dict) -> str:
     cols = [f"b{b} t{t}" for b in BATCHES for t in THREADS]
     head = ("| model | plan | ONNX file B | fp32 ONNX / this | " + " | ".join(f"ORT {c} ms" for c in cols)
-            + " | folded b1 t1 / b64 t1 ms | PyTorch fp32 b1 t1 / b64 t1 ms | measured speedup vs fp32 ONNX, "
-            "b1 t1 / b64 t1 | same, folded | modelled vs 8-bit |")
+            + " | session-folded b1 t1 / b64 t1 ms | conv_weights=fold: file B, b1 t1 / b64 t1 ms "
+            "| PyTorch fp32 b1 t1 / b64 t1 ms | measured speedup vs fp32 ONNX, b1 t1 / b64 t1 | same, "
+            "session-folded | same, conv_weights=fold | modelled vs 8-bit |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in results.items():
         fp32 = r["plans"]["fp32"]["onnx"]
@@ -145,9 +154,12 @@ def markdown(results: dict) -> str:
             torch_ms = f"{_ms(pt['b1/t1'])} / {_ms(pt['b64/t1'])}" if label == "fp32" else ""
             speed = f"{fp32['b1/t1'] / row['onnx']['b1/t1']:.2f}x / {fp32['b64/t1'] / row['onnx']['b64/t1']:.2f}x"
             fspeed = f"{fp32['b1/t1'] / f['b1/t1']:.2f}x / {fp32['b64/t1'] / f['b64/t1']:.2f}x" if f else "-"
+            c = row.get("conv_fold") or {}
+            cfold = (f"{row['conv_fold_file_bytes']:,}, {_ms(c['b1/t1'])} / {_ms(c['b64/t1'])}" if c else "-")
+            cspeed = f"{fp32['b1/t1'] / c['b1/t1']:.2f}x / {fp32['b64/t1'] / c['b64/t1']:.2f}x" if c else "-"
             size = r["plans"]["fp32"]["file_bytes"] / row["file_bytes"]
-            out.append(f"| {name} | {label} | {row['file_bytes']:,} | {size:.2f}x | {lat} | {folded} | {torch_ms} | "
-                       f"{speed} | {fspeed} | {row['modelled_stripes_vs_8bit']:.2f}x |")
+            out.append(f"| {name} | {label} | {row['file_bytes']:,} | {size:.2f}x | {lat} | {folded} | {cfold} | "
+                       f"{torch_ms} | {speed} | {fspeed} | {cspeed} | {row['modelled_stripes_vs_8bit']:.2f}x |")
     return "\n".join(out)
 
 

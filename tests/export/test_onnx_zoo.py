@@ -15,7 +15,8 @@ from hirelc.zoo import create_model, list_models
 
 from .test_onnx import assert_matches, run_onnx
 
-# one pruned plan per model by default (0.2-1.2 s each); every format in the slow sweep
+# one pruned plan per model by default (0.2-1.2 s each on an idle machine); every format and
+# both conv weight forms in the slow sweep
 FORMATS = {
     "int_sym": dict(bits=3, granularity="per_channel"),
     "int_asym": dict(bits=4, number_format="int_asym", granularity="per_group", group_size=32),
@@ -37,11 +38,11 @@ def _zoo(name: str) -> tuple[nn.Module, torch.Tensor]:
     return model, torch.randn(2, 3, 32, 32)
 
 
-def _check(name: str, plan_of, tmp_path) -> None:
+def _check(name: str, plan_of, tmp_path, conv_weights: str = "dequantize") -> None:
     model, x = _zoo(name)
     inv = inspect(model, x[:1])
     plan = plan_of(inv)
-    result = export_onnx(model, plan, tmp_path / f"{name}.onnx", x[:1], inventory=inv)
+    result = export_onnx(model, plan, tmp_path / f"{name}.onnx", x[:1], inventory=inv, conv_weights=conv_weights)
     with torch.no_grad():
         assert_matches(run_onnx(result.path, x), apply_plan(model, plan, inventory=inv).eval()(x))
     assert [k.name for k in result.kernels] == list(plan)
@@ -54,7 +55,8 @@ def test_zoo_model_pruned_4bit_onnx_matches(name: str, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("conv_weights", ["dequantize", "fold"])
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 @pytest.mark.parametrize("name", list_models())
-def test_zoo_model_onnx_matches_in_every_format(name: str, fmt: str, tmp_path) -> None:
-    _check(name, lambda inv: Plan.uniform(inv, keep_ratio=0.75, **FORMATS[fmt]), tmp_path)
+def test_zoo_model_onnx_matches_in_every_format(name: str, fmt: str, conv_weights: str, tmp_path) -> None:
+    _check(name, lambda inv: Plan.uniform(inv, keep_ratio=0.75, **FORMATS[fmt]), tmp_path, conv_weights)

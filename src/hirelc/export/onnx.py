@@ -11,7 +11,9 @@ holding hirelc's own codes and scales (`hirelc.compress.quantize`, rewritten as 
     Linear -> com.microsoft::MatMulNBits (2/4/8 bits, block = the plan's group size when the
               kernel runs it), else DequantizeLinear + MatMul
     Conv   -> DequantizeLinear (int4/int8/int16, per tensor / per channel / blocked per group)
-              + Reshape + Conv
+              + Conv; or, with conv_weights="fold", Cast/Mul on the same integers, which
+              onnxruntime folds into float32 weights at load (faster by default; see
+              benchmarks/RESULTS.md)
 
 A format the runtime cannot run as such (3/5/6/7 bits, 1 bit, pow2, minifloats) is stored
 at the next width that holds its levels exactly; `OnnxExport.lines()` says, per kernel,
@@ -45,7 +47,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +233,7 @@ def export_onnx(
     inventory: Inventory | None = None,
     importance: str | Mapping[str, Tensor] | None = None,
     min_matmul_bits: int = 2,
+    conv_weights: str = "dequantize",
 ) -> OnnxExport:
     """Write `model` compressed with `plan` as an ONNX file (module docstring) and return
     what was written. The batch dimension is dynamic; the input is named "input" and the
@@ -242,6 +245,11 @@ def export_onnx(
         (2, 4 or 8; default 2: the smallest file). onnxruntime 1.32 computes fastest at 4
         bits; its 2-bit kernel with float32 activations was slower than float32 MatMul at
         batch 1 (benchmarks/RESULTS.md), so 4 trades bytes for speed.
+    conv_weights: "dequantize" (default): DequantizeLinear, the standard QDQ form other
+        runtimes read as quantized weights; onnxruntime runs it on every inference unless
+        the session sets `session.disable_quant_qdq=1`. "fold": the same integers and scales
+        decoded by Cast/Mul nodes, which onnxruntime's default constant folding turns into
+        float32 weights at load: float32 speed (and Conv+BatchNorm fusion), file as small.
     The file is written atomically; it replaces an existing file at `path` (the CLI refuses
     to). Raises ImportError naming `pip install 'hirelc[onnx]'` when onnx / onnxruntime are
     missing.
@@ -251,6 +259,8 @@ def export_onnx(
 
     from hirelc.export.onnx_graph import rewrite  # imports onnx: only when exporting
 
+    if conv_weights not in ("dequantize", "fold"):
+        raise ValueError(f"conv_weights must be 'dequantize' or 'fold', got {conv_weights!r}")
     if min_matmul_bits not in MATMULNBITS_BITS:
         raise ValueError(f"min_matmul_bits must be one of {MATMULNBITS_BITS}, got {min_matmul_bits!r}")
     if not isinstance(example_input, Tensor):
@@ -264,7 +274,8 @@ def export_onnx(
     reports: list[KernelExport] = []
     for name, cfg in state.plan.items():
         ref = state.kernels[name]
-        item, report = _lower_kernel(name, cfg, ref, latents[name], physical, len(lowered), min_matmul_bits)
+        item, report = _lower_kernel(name, cfg, ref, latents[name], physical, len(lowered), min_matmul_bits,
+                                     conv_weights == "fold")
         reports.append(report)
         if item is not None:
             lowered.append(item)
@@ -280,9 +291,9 @@ def export_onnx(
 
 
 def _lower_kernel(name: str, cfg: Any, ref: Any, latent: Tensor, physical: nn.Module, index: int,
-                  min_matmul_bits: int) -> tuple[Lowered | None, KernelExport]:
+                  min_matmul_bits: int, fold: bool) -> tuple[Lowered | None, KernelExport]:
     """The storage of one kernel of the plan (None when it stays float32) and its report."""
-    from hirelc.export.onnx_graph import Lowered  # noqa: F811 (the runtime import; onnx is optional)
+    from hirelc.export.onnx_graph import FOLD, Lowered  # noqa: F811 (the runtime import; onnx is optional)
 
     module = physical.get_submodule(ref.module)
     q = quantize(latent, cfg)
@@ -297,6 +308,8 @@ def _lower_kernel(name: str, cfg: Any, ref: Any, latent: Tensor, physical: nn.Mo
                                   (f"not lowered ({reason}): float32",))
     iw = to_integers(q)
     low = choose_lowering(iw, "linear" if isinstance(module, nn.Linear) else "conv", min_matmul_bits)
+    if fold and low.op == "DequantizeLinear" and not isinstance(module, nn.Linear):
+        low = replace(low, op=FOLD)
     item = Lowered(index, name, module, iw, low)
     return item, KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low))
 
@@ -371,7 +384,7 @@ def _widened(cfg: Any, iw: Any, low: Lowering) -> tuple[str, ...]:
         out.append("scales float16->float32")
     if low.op == "MatMulNBits" and low.block is not None and low.block < iw.block:
         out.append(f"scales repeated per {low.block} columns")
-    if low.op == "MatMulNBits" and iw.values.shape[1] % low.block:
+    if low.op != "DequantizeLinear" and low.block and iw.values.shape[1] % low.block:
         out.append(f"columns padded to a multiple of {low.block}")
     return tuple(out)
 

@@ -4,6 +4,8 @@
     MatMulNBits       x -> MatMulNBits(B, scales[, zero_points]) [-> Add bias]
     DequantizeLinear  Linear: x -> MatMul(DQ(codes^T)) [-> Add bias]
                       Conv:   x -> Conv(Reshape(DQ(codes (rows, cols))), bias)
+    Cast+Mul          Conv: the same integers decoded by Cast/Sub/Mul (+ Reshape/Slice)
+                      on constants, which onnxruntime folds to float32 at load
     float32           the dequantized weight as a float32 initializer, MatMul or Conv
 
 DequantizeLinear reads the codes as (rows, cols) or their transpose, so hirelc's
@@ -24,9 +26,10 @@ from torch import nn
 
 from hirelc.export.onnx_weights import IntWeight, Lowering, pack_matmulnbits
 
-__all__ = ["Lowered", "rewrite"]
+__all__ = ["FOLD", "Lowered", "describe", "rewrite"]
 
 MS_DOMAIN = "com.microsoft"
+FOLD = "Cast+Mul"  # Lowering.op of conv weights decoded by constant-foldable Cast/Mul nodes
 _DQ_DTYPES = {(4, True): ml_dtypes.int4, (4, False): ml_dtypes.uint4, (8, True): np.int8,
               (8, False): np.uint8, (16, True): np.int16, (16, False): np.uint16}
 
@@ -74,6 +77,8 @@ class Lowered:
         if low.op == "MatMulNBits":
             arrays = pack_matmulnbits(iw, low.bits, low.block)
             return [numpy_helper.from_array(a, self._key(k)) for k, a in arrays.items()]
+        if low.op == FOLD:
+            return self._fold_initializers()
         if low.op == "float32":
             w = iw.dequantized()
             w = w.T if self.is_linear else w.reshape(tuple(self.module.weight.shape))
@@ -97,6 +102,53 @@ class Lowered:
         if zp is not None:
             out.append(numpy_helper.from_array(np.ascontiguousarray(zp).astype(dtype), self._key("zero_point")))
         return out
+
+    def _fold_initializers(self) -> list[onnx.TensorProto]:
+        """Conv codes + scales (+ zero points) for Cast/Mul: (rows, n_groups, group) blocks,
+        zero-padded, when hirelc's groups split a row; else the conv's own shape."""
+        iw, dtype = self.iw, _DQ_DTYPES[(self.lowering.bits, self.iw.signed)]
+        rank = len(self.module.weight.shape)
+        if self.blocked:
+            rows, cols = iw.values.shape
+            n, g = iw.scale.shape[1], iw.block
+            values = np.zeros((rows, n * g), np.int32)
+            values[:, :cols] = iw.values
+            if iw.zero_point is not None:  # padding decodes to 0 (sliced away anyway)
+                values[:, cols:] = iw.zero_point[:, -1:]
+            shape = (rows, n, 1)
+        else:
+            values = iw.values.reshape(tuple(self.module.weight.shape))
+            shape = () if iw.per_tensor else (-1,) + (1,) * (rank - 1)
+        out = [numpy_helper.from_array(values.astype(dtype), self._key("codes")),
+               numpy_helper.from_array(iw.scale.reshape(shape).astype(np.float32), self._key("scale"))]
+        if iw.zero_point is not None:
+            out.append(numpy_helper.from_array(iw.zero_point.reshape(shape).astype(dtype), self._key("zero_point")))
+        return out
+
+    def _fold_nodes(self, names: list[str]) -> tuple[list[onnx.NodeProto], str]:
+        """(codes - zero_point) * scale from Cast/Sub/Mul/Reshape/Slice on constants only:
+        onnxruntime's constant folding turns it into a float32 weight when the session
+        loads (it leaves DequantizeLinear alone, to keep QDQ groups fusable)."""
+        k, m, iw = self._nkey, self.module, self.iw
+        nodes = [helper.make_node("Cast", [names[0]], [k("codes_f")], name=k("cast"), to=onnx.TensorProto.FLOAT)]
+        cur = k("codes_f")
+        if self.blocked:
+            rows, cols = iw.values.shape
+            nodes += _reshape(cur, k("blocks"), (rows, iw.scale.shape[1], iw.block))
+            cur = k("blocks")
+        if len(names) > 2:
+            nodes.append(helper.make_node("Cast", [names[2]], [k("zp_f")], name=k("cast_zp"), to=onnx.TensorProto.FLOAT))
+            nodes.append(helper.make_node("Sub", [cur, k("zp_f")], [k("levels")], name=k("sub")))
+            cur = k("levels")
+        nodes.append(helper.make_node("Mul", [cur, names[1]], [k("w_scaled")], name=k("mul")))
+        cur = k("w_scaled")
+        if self.blocked:
+            rows, cols = iw.values.shape
+            nodes += _reshape(cur, k("w2d_padded"), (rows, -1))
+            nodes += _slice_cols(k("w2d_padded"), k("w2d"), cols)
+            nodes += _reshape(k("w2d"), k("w"), tuple(m.weight.shape))
+            cur = k("w")
+        return nodes, cur
 
     def nodes(self, x: str, y: str, call: int = 0) -> list[onnx.NodeProto]:
         """The operators computing `y` from `x`, for the `call`-th use of the kernel."""
@@ -139,7 +191,9 @@ class Lowered:
         m, low = self.module, self.lowering
         names = [t.name for t in self.initializers() if not t.name.endswith("/bias")]
         nodes, w = [], names[0]
-        if low.op != "float32" and not self.blocked:
+        if low.op == FOLD:
+            nodes, w = self._fold_nodes(names)
+        elif low.op != "float32" and not self.blocked:
             w = self._nkey("w")
             nodes.append(self._dq_node(names, w, axis=0))
         elif low.op != "float32":  # hirelc's groups run across input channels and taps: 2-D
@@ -157,6 +211,24 @@ class Lowered:
             "Conv", inputs, [y], name=self._nkey("conv"), kernel_shape=list(m.kernel_size),
             strides=list(m.stride), pads=pads + pads, dilations=list(m.dilation), group=m.groups))
         return nodes
+
+
+def _const(name: str, values: Any) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], name=name + "_node",
+                            value=numpy_helper.from_array(np.array(values, np.int64)))
+
+
+def _reshape(x: str, y: str, shape: tuple[int, ...]) -> list[onnx.NodeProto]:
+    """Node names derive from their (unique) output names."""
+    s = y + "_shape"
+    return [_const(s, shape), helper.make_node("Reshape", [x, s], [y], name=y + "_node")]
+
+
+def _slice_cols(x: str, y: str, cols: int) -> list[onnx.NodeProto]:
+    """y = x[:, :cols]."""
+    a, b, ax = y + "_starts", y + "_ends", y + "_axes"
+    return [_const(a, [0]), _const(b, [cols]), _const(ax, [1]),
+            helper.make_node("Slice", [x, a, b, ax], [y], name=y + "_node")]
 
 
 def _nbytes(t: onnx.TensorProto) -> int:
