@@ -20,9 +20,9 @@ intra-op threads 1 and 2, sequential execution, batch 1 and 64; 3 warm-up runs (
 counted), then repeated runs for `--budget` seconds (at least 5, at most 200), each timed
 with time.perf_counter; the median is reported. "folded" is the same file in a session with
 `session.disable_quant_qdq=1`, where onnxruntime folds DequantizeLinear of constant weights
-into float32 at load (smaller file, float32 compute); "conv_weights=fold" is the plan exported
-with `export_onnx(..., conv_weights="fold")` (Cast/Mul nodes that a default session folds),
-timed in a default session (one thread). PyTorch fp32 is the eval model under
+into float32 at load (smaller file, float32 compute); "decode=load" is the plan exported with
+`export_onnx(..., decode="load")` (Cast/Mul nodes that a default session folds; Linears of
+<= 4 bits as 4-bit MatMulNBits), timed in a default session (one thread). PyTorch fp32 is the eval model under
 torch.inference_mode with torch.set_num_threads(threads). Measured speedup = fp32 ONNX
 latency / this plan's latency at the same batch and threads; modelled = Stripes-style
 bit-serial speedup over 8 bits (`hirelc.cost.stripes_speedup`), a model, not a measurement.
@@ -110,10 +110,10 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
         result = export_onnx(model, plan, path, example, inventory=specs, min_matmul_bits=min_bits)
         row = {"file_bytes": result.file_bytes, "modelled_stripes_vs_8bit": stripes_speedup(specs, plan),
                "lines": result.lines(), "onnx": {}, "folded": {}, "conv_fold": {}}
-        if label != "fp32":  # the same plan with conv_weights="fold" (Cast/Mul, folded at load)
+        if label != "fp32":  # the same plan with decode="load" (Cast/Mul, folded at load)
             fold_path = path.replace(".onnx", "-fold.onnx")
             fold = export_onnx(model, plan, fold_path, example, inventory=specs, min_matmul_bits=min_bits,
-                               conv_weights="fold")
+                               decode="load")
             row["conv_fold_file_bytes"] = fold.file_bytes
         for b in BATCHES:
             for t in THREADS:
@@ -140,9 +140,9 @@ def _ms(seconds: float) -> str:
 def markdown(results: dict) -> str:
     cols = [f"b{b} t{t}" for b in BATCHES for t in THREADS]
     head = ("| model | plan | ONNX file B | fp32 ONNX / this | " + " | ".join(f"ORT {c} ms" for c in cols)
-            + " | session-folded b1 t1 / b64 t1 ms | conv_weights=fold: file B, b1 t1 / b64 t1 ms "
+            + " | session-folded b1 t1 / b64 t1 ms | decode=load: file B, b1 t1 / b64 t1 ms "
             "| PyTorch fp32 b1 t1 / b64 t1 ms | measured speedup vs fp32 ONNX, b1 t1 / b64 t1 | same, "
-            "session-folded | same, conv_weights=fold | modelled vs 8-bit |")
+            "session-folded | same, decode=load | modelled vs 8-bit |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in results.items():
         fp32 = r["plans"]["fp32"]["onnx"]

@@ -117,9 +117,9 @@ def _args_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=4, help="final fine-tune epochs before export (0 = none)")
     p.add_argument("--out", help="packed file to write, e.g. model.hirelc")
     p.add_argument("--onnx", help="ONNX file to write, e.g. model.onnx (needs pip install 'hirelc[onnx]')")
-    p.add_argument("--onnx-conv", default="dequantize", choices=("dequantize", "fold"),
-                   help="conv weights as DequantizeLinear (standard QDQ) or as Cast/Mul that "
-                   "onnxruntime folds to float32 at load (faster in a default session)")
+    p.add_argument("--onnx-decode", default="runtime", choices=("runtime", "load"),
+                   help="runtime: weights stay low-bit in onnxruntime (MatMulNBits, DequantizeLinear); "
+                   "load: decoded to float32 when the file is loaded (same file size, faster on CPU)")
 
 
 def _args_search_common(p: argparse.ArgumentParser) -> None:
@@ -311,7 +311,7 @@ def _export_onnx(args: argparse.Namespace, model: Any, plan: Any, prep: Any, fp3
 
     device = next(prep.model.parameters()).device
     result = export_onnx(model, plan, args.onnx, prep.data.example_input().to(device), inventory=prep.inventory,
-                         conv_weights=args.onnx_conv)
+                         decode=args.onnx_decode)
     for line in result.lines():
         _log(args)(f"  {line}")
     size = result.file_bytes

@@ -83,14 +83,14 @@ CONFIGS = [  # every number format and granularity, with bits that need widening
 ]
 
 
-@pytest.mark.parametrize("conv_weights", ["dequantize", "fold"])
+@pytest.mark.parametrize("decode", ["runtime", "load"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.number_format}-{c.bits}b-{c.granularity}-k{c.keep_ratio}")
-def test_onnx_output_matches_the_compressed_model(cfg: LayerConfig, conv_weights: str, tmp_path) -> None:
+def test_onnx_output_matches_the_compressed_model(cfg: LayerConfig, decode: str, tmp_path) -> None:
     model, x = _model()
     inv = inspect(model, x[:1])
     plan = Plan.uniform(inv, cfg.bits, cfg.keep_ratio, cfg.number_format, cfg.granularity, cfg.group_size)
     small = apply_plan(model, plan, inventory=inv).eval()
-    result = export_onnx(model, plan, tmp_path / "m.onnx", x[:1], inventory=inv, conv_weights=conv_weights)
+    result = export_onnx(model, plan, tmp_path / "m.onnx", x[:1], inventory=inv, decode=decode)
     got = run_onnx(result.path, x)  # batch 3 through a graph traced at batch 1
     with torch.no_grad():
         assert_matches(got, small(x))
@@ -225,17 +225,21 @@ def test_a_layer_called_twice_and_a_weight_read_directly_are_exported_correctly(
 
 
 @pytest.mark.parametrize("granularity", ["per_channel", "per_group"])
-def test_folded_conv_weights_become_float32_constants_when_onnxruntime_loads(granularity: str, tmp_path) -> None:
+def test_decode_at_load_leaves_float32_constants_in_the_session_graph(granularity: str, tmp_path) -> None:
     model, x = _model()
-    plan = Plan({"conv": LayerConfig(bits=4, number_format="int_asym", granularity=granularity, group_size=16)})
-    folded = export_onnx(model, plan, tmp_path / "f.onnx", x[:1], conv_weights="fold")
+    plan = Plan({"conv": LayerConfig(bits=4, number_format="int_asym", granularity=granularity, group_size=16),
+                 "head": LayerConfig(bits=6, granularity=granularity, group_size=16)})
+    folded = export_onnx(model, plan, tmp_path / "f.onnx", x[:1], decode="load")
     plain = export_onnx(model, plan, tmp_path / "d.onnx", x[:1])
-    assert folded.kernels[0].lowering.op == "Cast+Mul" and "Cast" in describe(onnx.load(folded.path))
+    assert [k.lowering.op for k in folded.kernels] == ["Cast+Mul", "Cast+Mul"]
+    assert "Cast" in describe(onnx.load(folded.path))
     assert folded.kernels[0].onnx_bytes <= plain.kernels[0].onnx_bytes + 8 * 4  # 27 cols -> 32: 5 codes per row
     opts = ort.SessionOptions()
     opts.optimized_model_filepath = str(tmp_path / "loaded.onnx")  # the graph the session runs
     ort.InferenceSession(folded.path, opts, providers=["CPUExecutionProvider"])
     ops = describe(onnx.load(opts.optimized_model_filepath))
-    assert "Cast" not in ops and "Mul" not in ops and "DequantizeLinear" not in ops
+    assert "Cast" not in ops and "Mul" not in ops and "DequantizeLinear" not in ops and "Transpose" not in ops
+    with torch.no_grad():
+        assert_matches(run_onnx(folded.path, x), apply_plan(model, plan)(x))
     ort.InferenceSession(plain.path, opts, providers=["CPUExecutionProvider"])
     assert "DequantizeLinear" in describe(onnx.load(opts.optimized_model_filepath))  # runs every call

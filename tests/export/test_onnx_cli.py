@@ -33,7 +33,7 @@ def test_export_onnx_writes_a_runnable_file_and_keeps_existing_files(tmp_path, c
     assert "--out FILE" in capsys.readouterr().err
     folded = tmp_path / "f.onnx"
     assert main(["export", *COMMON, "--plan", str(plan), "--epochs", "0", "--onnx", str(folded),
-                 "--onnx-conv", "fold"]) == 0
+                 "--onnx-decode", "load"]) == 0
     assert b"Cast" in folded.read_bytes() and b"DequantizeLinear" not in folded.read_bytes()
 
 

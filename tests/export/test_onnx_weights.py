@@ -112,3 +112,13 @@ def test_min_matmul_bits_widens_narrow_linears() -> None:
     assert choose_lowering(two, "linear", 4) == Lowering("MatMulNBits", 4, 32)
     assert choose_lowering(two, "linear", 8) == Lowering("MatMulNBits", 8, 32)
     assert choose_lowering(two, "conv", 4) == Lowering("DequantizeLinear", 4, 32)  # convs unaffected
+
+
+def test_decode_at_load_keeps_4_bit_matmulnbits_and_folds_the_rest() -> None:
+    def low(fmt: str, bits: int, kind: str) -> Lowering:
+        return choose_lowering(to_integers(quantize(torch.randn(8, 64), _cfg(fmt, bits, "per_channel"))), kind,
+                               decode="load")
+    assert low("int_sym", 2, "linear") == Lowering("MatMulNBits", 4, 64)
+    assert low("int_sym", 8, "linear") == Lowering("Cast+Mul", 8, None)
+    assert low("int_sym", 3, "conv") == Lowering("Cast+Mul", 4, None)
+    assert low("float", 8, "linear") == Lowering("float32", 32, None)

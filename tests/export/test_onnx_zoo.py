@@ -38,11 +38,11 @@ def _zoo(name: str) -> tuple[nn.Module, torch.Tensor]:
     return model, torch.randn(2, 3, 32, 32)
 
 
-def _check(name: str, plan_of, tmp_path, conv_weights: str = "dequantize") -> None:
+def _check(name: str, plan_of, tmp_path, decode: str = "runtime") -> None:
     model, x = _zoo(name)
     inv = inspect(model, x[:1])
     plan = plan_of(inv)
-    result = export_onnx(model, plan, tmp_path / f"{name}.onnx", x[:1], inventory=inv, conv_weights=conv_weights)
+    result = export_onnx(model, plan, tmp_path / f"{name}.onnx", x[:1], inventory=inv, decode=decode)
     with torch.no_grad():
         assert_matches(run_onnx(result.path, x), apply_plan(model, plan, inventory=inv).eval()(x))
     assert [k.name for k in result.kernels] == list(plan)
@@ -55,8 +55,8 @@ def test_zoo_model_pruned_4bit_onnx_matches(name: str, tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("conv_weights", ["dequantize", "fold"])
+@pytest.mark.parametrize("decode", ["runtime", "load"])
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 @pytest.mark.parametrize("name", list_models())
-def test_zoo_model_onnx_matches_in_every_format(name: str, fmt: str, conv_weights: str, tmp_path) -> None:
-    _check(name, lambda inv: Plan.uniform(inv, keep_ratio=0.75, **FORMATS[fmt]), tmp_path, conv_weights)
+def test_zoo_model_onnx_matches_in_every_format(name: str, fmt: str, decode: str, tmp_path) -> None:
+    _check(name, lambda inv: Plan.uniform(inv, keep_ratio=0.75, **FORMATS[fmt]), tmp_path, decode)

@@ -11,9 +11,10 @@ holding hirelc's own codes and scales (`hirelc.compress.quantize`, rewritten as 
     Linear -> com.microsoft::MatMulNBits (2/4/8 bits, block = the plan's group size when the
               kernel runs it), else DequantizeLinear + MatMul
     Conv   -> DequantizeLinear (int4/int8/int16, per tensor / per channel / blocked per group)
-              + Conv; or, with conv_weights="fold", Cast/Mul on the same integers, which
-              onnxruntime folds into float32 weights at load (faster by default; see
-              benchmarks/RESULTS.md)
+              + Conv
+    decode="load": the same integers decoded by Cast/Mul nodes that onnxruntime folds into
+              float32 weights at load (faster in a default session; Linears of <= 4 bits
+              stay 4-bit MatMulNBits; see benchmarks/RESULTS.md)
 
 A format the runtime cannot run as such (3/5/6/7 bits, 1 bit, pow2, minifloats) is stored
 at the next width that holds its levels exactly; `OnnxExport.lines()` says, per kernel,
@@ -47,7 +48,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,7 +234,7 @@ def export_onnx(
     inventory: Inventory | None = None,
     importance: str | Mapping[str, Tensor] | None = None,
     min_matmul_bits: int = 2,
-    conv_weights: str = "dequantize",
+    decode: str = "runtime",
 ) -> OnnxExport:
     """Write `model` compressed with `plan` as an ONNX file (module docstring) and return
     what was written. The batch dimension is dynamic; the input is named "input" and the
@@ -245,11 +246,13 @@ def export_onnx(
         (2, 4 or 8; default 2: the smallest file). onnxruntime 1.32 computes fastest at 4
         bits; its 2-bit kernel with float32 activations was slower than float32 MatMul at
         batch 1 (benchmarks/RESULTS.md), so 4 trades bytes for speed.
-    conv_weights: "dequantize" (default): DequantizeLinear, the standard QDQ form other
-        runtimes read as quantized weights; onnxruntime runs it on every inference unless
-        the session sets `session.disable_quant_qdq=1`. "fold": the same integers and scales
-        decoded by Cast/Mul nodes, which onnxruntime's default constant folding turns into
-        float32 weights at load: float32 speed (and Conv+BatchNorm fusion), file as small.
+    decode: "runtime" (default): weights stay low-bit in the session and its operators
+        decode them on every run (MatMulNBits, DequantizeLinear: the standard QDQ form
+        other runtimes read as quantized weights). "load": the same integers and scales,
+        decoded by Cast/Mul nodes that onnxruntime's default constant folding turns into
+        float32 weights when it loads the file (float32 memory and speed, Conv+BatchNorm
+        fusion; the file as small), except Linears of <= 4 bits, kept as 4-bit MatMulNBits,
+        which ran faster than float32 MatMul (benchmarks/RESULTS.md).
     The file is written atomically; it replaces an existing file at `path` (the CLI refuses
     to). Raises ImportError naming `pip install 'hirelc[onnx]'` when onnx / onnxruntime are
     missing.
@@ -259,8 +262,8 @@ def export_onnx(
 
     from hirelc.export.onnx_graph import rewrite  # imports onnx: only when exporting
 
-    if conv_weights not in ("dequantize", "fold"):
-        raise ValueError(f"conv_weights must be 'dequantize' or 'fold', got {conv_weights!r}")
+    if decode not in ("runtime", "load"):
+        raise ValueError(f"decode must be 'runtime' or 'load', got {decode!r}")
     if min_matmul_bits not in MATMULNBITS_BITS:
         raise ValueError(f"min_matmul_bits must be one of {MATMULNBITS_BITS}, got {min_matmul_bits!r}")
     if not isinstance(example_input, Tensor):
@@ -275,7 +278,7 @@ def export_onnx(
     for name, cfg in state.plan.items():
         ref = state.kernels[name]
         item, report = _lower_kernel(name, cfg, ref, latents[name], physical, len(lowered), min_matmul_bits,
-                                     conv_weights == "fold")
+                                     decode)
         reports.append(report)
         if item is not None:
             lowered.append(item)
@@ -291,9 +294,9 @@ def export_onnx(
 
 
 def _lower_kernel(name: str, cfg: Any, ref: Any, latent: Tensor, physical: nn.Module, index: int,
-                  min_matmul_bits: int, fold: bool) -> tuple[Lowered | None, KernelExport]:
+                  min_matmul_bits: int, decode: str) -> tuple[Lowered | None, KernelExport]:
     """The storage of one kernel of the plan (None when it stays float32) and its report."""
-    from hirelc.export.onnx_graph import FOLD, Lowered  # noqa: F811 (the runtime import; onnx is optional)
+    from hirelc.export.onnx_graph import Lowered  # noqa: F811 (the runtime import; onnx is optional)
 
     module = physical.get_submodule(ref.module)
     q = quantize(latent, cfg)
@@ -307,9 +310,7 @@ def _lower_kernel(name: str, cfg: Any, ref: Any, latent: Tensor, physical: nn.Mo
         return None, KernelExport(name, desc, Lowering("float32", 32, None), hirelc_bytes(q), weight.numel() * 4,
                                   (f"not lowered ({reason}): float32",))
     iw = to_integers(q)
-    low = choose_lowering(iw, "linear" if isinstance(module, nn.Linear) else "conv", min_matmul_bits)
-    if fold and low.op == "DequantizeLinear" and not isinstance(module, nn.Linear):
-        low = replace(low, op=FOLD)
+    low = choose_lowering(iw, "linear" if isinstance(module, nn.Linear) else "conv", min_matmul_bits, decode)
     item = Lowered(index, name, module, iw, low)
     return item, KernelExport(name, desc, low, hirelc_bytes(q), item.onnx_bytes(), _widened(cfg, iw, low))
 

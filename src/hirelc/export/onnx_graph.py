@@ -4,8 +4,9 @@
     MatMulNBits       x -> MatMulNBits(B, scales[, zero_points]) [-> Add bias]
     DequantizeLinear  Linear: x -> MatMul(DQ(codes^T)) [-> Add bias]
                       Conv:   x -> Conv(Reshape(DQ(codes (rows, cols))), bias)
-    Cast+Mul          Conv: the same integers decoded by Cast/Sub/Mul (+ Reshape/Slice)
-                      on constants, which onnxruntime folds to float32 at load
+    Cast+Mul (FOLD)   the same integers decoded by Cast/Sub/Mul (+ Reshape/Slice, and a
+                      Transpose for MatMul) on constants only, which onnxruntime folds to
+                      float32 when it loads the file
     float32           the dequantized weight as a float32 initializer, MatMul or Conv
 
 DequantizeLinear reads the codes as (rows, cols) or their transpose, so hirelc's
@@ -24,12 +25,11 @@ import onnx
 from onnx import helper, numpy_helper
 from torch import nn
 
-from hirelc.export.onnx_weights import IntWeight, Lowering, pack_matmulnbits
+from hirelc.export.onnx_weights import FOLD, IntWeight, Lowering, pack_matmulnbits
 
-__all__ = ["FOLD", "Lowered", "describe", "rewrite"]
+__all__ = ["Lowered", "describe", "rewrite"]
 
 MS_DOMAIN = "com.microsoft"
-FOLD = "Cast+Mul"  # Lowering.op of conv weights decoded by constant-foldable Cast/Mul nodes
 _DQ_DTYPES = {(4, True): ml_dtypes.int4, (4, False): ml_dtypes.uint4, (8, True): np.int8,
               (8, False): np.uint8, (16, True): np.int16, (16, False): np.uint16}
 
@@ -170,6 +170,11 @@ class Lowered:
                                      domain=MS_DOMAIN, K=cols, N=rows, bits=low.bits, block_size=low.block)]
         if low.op == "float32":
             return [helper.make_node("MatMul", [x, names[0]], [y], name=self._nkey("matmul"))]
+        if low.op == FOLD:  # (out, in) decoded, then transposed for MatMul: all constants
+            nodes, w = self._fold_nodes(names)
+            wt = self._nkey("w_t")
+            return nodes + [helper.make_node("Transpose", [w], [wt], name=self._nkey("transpose"), perm=[1, 0]),
+                            helper.make_node("MatMul", [x, wt], [y], name=self._nkey("matmul"))]
         w = self._nkey("w")
         dq = self._dq_node(names, w, axis=0 if self.blocked else 1)
         return [dq, helper.make_node("MatMul", [x, w], [y], name=self._nkey("matmul"))]

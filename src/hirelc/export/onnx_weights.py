@@ -38,6 +38,7 @@ from hirelc.compress.quantize import QuantizedTensor, dequantize, magnitude_tabl
 from hirelc.export.bitpack import pack_bits
 
 __all__ = [
+    "FOLD",
     "MATMULNBITS_BITS",
     "IntWeight",
     "Lowering",
@@ -48,11 +49,13 @@ __all__ = [
 ]
 
 MATMULNBITS_BITS = (2, 4, 8)  # the CPU kernel rejects other widths ("additional bits planned")
-# Powers of two >= 16 run; larger ones (512, 1024 probed) load too, but MLAS's blocked
-# kernels are written for block lengths 16..256, so per-channel weights use at most 256.
-MATMULNBITS_BLOCKS = (16, 32, 64, 128, 256)
+# Powers of two >= 16 (probed up to 1024; at 4 bits blocks of 32..1024 ran a 2048x512
+# product equally fast); 2 bits allows at most 256.
+MATMULNBITS_BLOCKS = (16, 32, 64, 128, 256, 512, 1024)
+MATMULNBITS_MAX_BLOCK_2BIT = 256
 DQ_BITS = (4, 8, 16)  # DequantizeLinear integer widths at opset 21
 MAX_INT_BITS = 31  # wider levels are kept as the dequantized float weight
+FOLD = "Cast+Mul"  # Lowering.op of weights decoded by Cast/Mul on constants (folded at load)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def to_integers(q: QuantizedTensor) -> IntWeight:
 class Lowering:
     """How one kernel is stored in the ONNX file.
 
-    op: "MatMulNBits" (Linear), "DequantizeLinear" (integers + DQ node) or "float32".
+    op: "MatMulNBits" (Linear), "DequantizeLinear" (integers + DQ node), FOLD (integers
+    decoded by Cast/Mul, folded when the runtime loads the file) or "float32".
     bits: stored bits per weight; block: columns per scale in the file (None: one scale
     per tensor or per row, as in the plan, or float32).
     """
@@ -159,7 +163,7 @@ def _matmulnbits_block(iw: IntWeight, bits: int, cols: int) -> int | None:
     """The block size for MatMulNBits: hirelc's group size when the kernel runs it, a power
     of two dividing it otherwise (scales repeated), or, per channel / per tensor, the size
     giving the fewest bytes (padding of the last block vs repeated scales)."""
-    allowed = list(MATMULNBITS_BLOCKS)
+    allowed = [b for b in MATMULNBITS_BLOCKS if bits != 2 or b <= MATMULNBITS_MAX_BLOCK_2BIT]
     if iw.block < cols:  # per_group: blocks must nest inside hirelc's groups
         fitting = [b for b in allowed if iw.block % b == 0]
         return max(fitting) if fitting else None
@@ -174,13 +178,17 @@ def matmulnbits_bytes(iw: IntWeight, bits: int, block: int, cols: int) -> int:
     return rows * (n_blocks * block * bits // 8 + 4 * n_blocks + zp)
 
 
-def choose_lowering(iw: IntWeight, kind: str, min_matmul_bits: int = 2) -> Lowering:
+def choose_lowering(iw: IntWeight, kind: str, min_matmul_bits: int = 2, decode: str = "runtime") -> Lowering:
     """The narrowest storage the CPU runtime executes for `iw` on a `kind` kernel
     ("linear" or "conv"). min_matmul_bits: store Linear kernels at no fewer bits than this
-    (4 picks onnxruntime's fastest float32-activation MatMulNBits kernel for 2-bit ones)."""
+    (4 picks onnxruntime's fastest float32-activation MatMulNBits kernel for 2-bit ones).
+    decode="load": the same integers, decoded once when the runtime loads the file (FOLD),
+    except Linears of <= 4 bits, kept as 4-bit MatMulNBits (faster than float32 MatMul)."""
     if iw.values is None:
         return Lowering("float32", 32, None)
     cols = iw.values.shape[1]
+    if decode == "load":
+        return _load_time_lowering(iw, kind, cols)
     if kind == "linear" and iw.bits <= max(MATMULNBITS_BITS):
         bits = min(b for b in MATMULNBITS_BITS if b >= max(iw.bits, min_matmul_bits))
         block = _matmulnbits_block(iw, bits, cols)
@@ -194,6 +202,16 @@ def choose_lowering(iw: IntWeight, kind: str, min_matmul_bits: int = 2) -> Lower
     if iw.bits <= max(DQ_BITS):
         bits = min(b for b in DQ_BITS if b >= iw.bits)
         return Lowering("DequantizeLinear", bits, iw.block if iw.block < cols else None)
+    return Lowering("float32", 32, None)
+
+
+def _load_time_lowering(iw: IntWeight, kind: str, cols: int) -> Lowering:
+    if kind == "linear" and iw.bits <= 4:
+        block = _matmulnbits_block(iw, 4, cols)
+        if block is not None:
+            return Lowering("MatMulNBits", 4, block)
+    if iw.bits <= max(DQ_BITS):
+        return Lowering(FOLD, min(b for b in DQ_BITS if b >= iw.bits), iw.block if iw.block < cols else None)
     return Lowering("float32", 32, None)
 
 
