@@ -33,6 +33,7 @@ __all__ = [
     "SpaceConfig",
     "Target",
     "apply_plan",
+    "export_onnx",
     "export_packed",
     "inspect",
     "load_packed",
@@ -48,6 +49,10 @@ def __getattr__(name: str):
         from hirelc.export import packed
 
         return getattr(packed, name)
+    if name == "export_onnx":  # needs the optional onnx / onnxruntime (hirelc[onnx])
+        from hirelc.export.onnx import export_onnx
+
+        return export_onnx
     if name == "SpaceConfig":
         from hirelc.methods.space import SpaceConfig
 

@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   hirelc eval --model releq_lenet --data mnist5k --plan runs/lenet/plan.json
   hirelc pareto --model releq_lenet --data mnist5k --bits 2,3,4,5,8 --out runs/pareto --place runs/lenet
   hirelc report runs/lenet
+  hirelc export --model releq_lenet --data mnist5k --plan runs/lenet/plan.json --onnx lenet.onnx
 """
 
 
@@ -125,13 +126,19 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=20, help="short fine-tune steps (0 = none)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--latency", action="store_true",
+                   help="also export to ONNX and measure onnxruntime latency (needs pip install 'hirelc[onnx]')")
 
 
 def _args_export(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     _args_plan(p)
     p.add_argument("--epochs", type=int, default=4, help="final fine-tune epochs before export (0 = none)")
-    p.add_argument("--out", required=True, help="packed file to write, e.g. model.hirelc")
+    p.add_argument("--out", help="packed file to write, e.g. model.hirelc")
+    p.add_argument("--onnx", help="ONNX file to write, e.g. model.onnx (needs pip install 'hirelc[onnx]')")
+    p.add_argument("--onnx-decode", default="runtime", choices=("runtime", "load"),
+                   help="runtime: weights stay low-bit in onnxruntime (MatMulNBits, DequantizeLinear); "
+                   "load: decoded to float32 when the file is loaded (same file size, faster on CPU)")
 
 
 def _args_search_common(p: argparse.ArgumentParser) -> None:
@@ -282,10 +289,24 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         "packed_data_bytes": storage, "fp32_state_dict_bytes": fp32, "compression_ratio": fp32 / storage,
         **plan_costs(prep.inventory, plan),
     }
+    if args.latency:
+        report |= _onnx_latency(prep, plan)
     if args.json:
         out.print_json(json.dumps(report))
         return
     _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
+
+
+def _onnx_latency(prep: Any, plan: Any) -> dict[str, Any]:
+    """Measured onnxruntime latency of the plan (no fine-tune: latency does not depend on
+    the weights' values) and of the fp32 model, batch 1, one thread."""
+    import tempfile
+
+    from hirelc.export.onnx_latency import onnx_latency_report
+
+    with tempfile.TemporaryDirectory() as folder:
+        return onnx_latency_report(prep.model, plan, prep.data.example_input().cpu(), folder,
+                                   inventory=prep.inventory)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -293,6 +314,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from hirelc.pipeline import prepare, state_dict_bytes
     from hirelc.rundir import check_output_file
 
+    if not (args.out or args.onnx):
+        raise ValueError("export needs --out FILE (the packed model) and/or --onnx FILE")
+    if args.onnx:
+        _check_onnx_target(Path(args.onnx))
     plan = _load_plan(args.plan)
     check_output_file(args.out, is_packed_file, "packed file")  # before the fine-tune, not after
     prep = prepare(_job(args), progress=not args.quiet, log=_log(args))
@@ -300,10 +325,36 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if args.epochs:
         model, result = prep.evaluator.final_finetune(plan, args.epochs, split="test")
         _log(args)(f"fine-tuned {args.epochs} epochs: test accuracy {result.accuracy:.4f}")
-    path = Path(args.out)
-    export_packed(model, plan, path, inventory=prep.inventory)
-    size, fp32 = path.stat().st_size, state_dict_bytes(prep.model)
-    out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, {fp32 / size:.2f}x smaller, measured)")
+    fp32 = state_dict_bytes(prep.model)
+    if args.out:
+        path = Path(args.out)
+        export_packed(model, plan, path, inventory=prep.inventory)
+        size = path.stat().st_size
+        out.print(f"wrote {path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, {fp32 / size:.2f}x smaller, measured)")
+    if args.onnx:
+        _export_onnx(args, model, plan, prep, fp32)
+
+
+def _check_onnx_target(path: Path) -> None:
+    """Fail before any work: onnx missing, or a file the user owns at the target path."""
+    from hirelc.export.onnx import require_onnx
+
+    require_onnx()
+    if path.exists():
+        raise ValueError(f"{path} already exists; remove it or choose another --onnx path")
+
+
+def _export_onnx(args: argparse.Namespace, model: Any, plan: Any, prep: Any, fp32: int) -> None:
+    from hirelc.export.onnx import export_onnx
+
+    device = next(prep.model.parameters()).device
+    result = export_onnx(model, plan, args.onnx, prep.data.example_input().to(device), inventory=prep.inventory,
+                         decode=args.onnx_decode)
+    for line in result.lines():
+        _log(args)(f"  {line}")
+    size = result.file_bytes
+    out.print(f"wrote {result.path}: {size:,} bytes (fp32 state_dict {fp32:,} bytes, "
+              f"{fp32 / size:.2f}x smaller, measured); run it with onnxruntime, input name 'input'")
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
