@@ -108,6 +108,10 @@ class RayExecutor(Executor):
             result, seconds = self.ray.get(ref)
             return Outcome(position, result, seconds)
         except exceptions.RayActorError as e:
+            if e.actor_init_failed:  # the factory raised: it would again on any actor
+                self.close()
+                last = str(e).strip().splitlines()[-1]  # the factory's exception, e.g. "OSError: ..."
+                raise RuntimeError(f"a Ray worker could not build its evaluator: {last}") from e
             self.deaths += 1
             if attempts[position] <= self.retries:
                 pending.appendleft(position)
