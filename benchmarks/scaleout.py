@@ -83,8 +83,8 @@ def run_search(model: str, executor: str, workers: int, driver_threads: int, arg
 
 
 def cmd_throughput(args: argparse.Namespace) -> None:
-    rows = [("serial", 1, 1), ("serial", 1, 2), ("process", 2, 1), ("ray", 2, 1)]
-    for executor, workers, threads in rows:
+    serial = [("serial", 1, int(t)) for t in args.serial_threads.split(",")]
+    for executor, workers, threads in [*serial, ("process", 2, 1), ("ray", 2, 1)]:
         if executor not in args.executors.split(","):
             continue
         emit(run_search(args.model, executor, workers, threads, args), args.log)
@@ -190,6 +190,7 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--train-epochs", type=int)
     t.add_argument("--executors", default="serial,process,ray")
+    t.add_argument("--serial-threads", default="1", help="torch threads of the serial rows, e.g. 1,2")
     t.set_defaults(func=cmd_throughput)
     pa = sub.add_parser("pareto")
     pa.add_argument("--model", default="releq_lenet")
