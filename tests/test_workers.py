@@ -14,20 +14,25 @@ import pytest
 
 from hirelc.cli import main
 from hirelc.pipeline import JobConfig
-from hirelc.workers import resolve_workers
+from hirelc.workers import check_batched, resolve_workers
 
 
 @pytest.mark.parametrize("args, message", [
     (("random", "threads", None, None), "unknown executor 'threads'"),
     (("random", "process", 0, None), "workers must be a positive integer"),
     (("random", "process", 2, "auto"), "--ray-address is for --executor ray"),
-    (("releq", "process", None, None), "method 'releq' runs its episodes one at a time"),
-    (("releq", "serial", 2, None), "method 'releq' runs its episodes one at a time"),
     (("random", "ray", None, "10.0.0.1:6379"), "needs --workers N"),
 ])
 def test_executor_settings_are_checked_before_any_work(args, message):
     with pytest.raises(ValueError, match=message):
         resolve_workers(*args)
+
+
+@pytest.mark.parametrize("executor, workers", [("process", 1), ("serial", 2)])
+def test_releq_refuses_parallel_workers(executor, workers):
+    with pytest.raises(ValueError, match="method 'releq' runs its episodes one at a time"):
+        check_batched("releq", executor, workers)
+    check_batched("random", executor, workers)
 
 
 def test_serial_config_json_is_unchanged_and_parallel_settings_are_recorded():

@@ -42,7 +42,7 @@ from hirelc.methods.problem import validate_bits
 from hirelc.methods.space import SpaceConfig
 from hirelc.methods.target import Target
 from hirelc.train import TrainInfo, resolve_device, train_baseline
-from hirelc.workers import job_executor, resolve_workers
+from hirelc.workers import check_batched, job_executor, resolve_workers
 from hirelc.zoo import default_recipe
 
 Log = Callable[[str], None]
@@ -203,6 +203,7 @@ def run_job(
     model / data: optional user objects (see `prepare`); resuming such a run needs the same
     objects again."""
     start = time.perf_counter()
+    check_batched(config.method, config.executor, config.workers)
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
     prep = _prepare_or_discard(run, config, progress, log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")

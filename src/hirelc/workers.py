@@ -37,6 +37,20 @@ from hirelc.plan import Plan
 SEQUENTIAL_METHODS = ("releq",)  # methods whose next proposal needs the last result
 
 
+def check_batched(method: str, executor: str, workers: int) -> None:
+    """Refuse parallel workers for a method that proposes one plan at a time (a search job;
+    the pareto enumeration batches whatever its config's method field says).
+
+    >>> check_batched("releq", "process", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: method 'releq' runs its episodes one at a time (each needs the previous reward), so it cannot use parallel workers; drop --executor/--workers or use random, tpe, ...
+    """
+    if method in SEQUENTIAL_METHODS and (executor != "serial" or workers > 1):
+        raise ValueError(f"method {method!r} runs its episodes one at a time (each needs the previous reward), "
+                         "so it cannot use parallel workers; drop --executor/--workers or use random, tpe, ...")
+
+
 def resolve_workers(method: str, executor: str, workers: int | None, ray_address: str | None) -> int:
     """The number of workers (= batch size) of a job, checked before any work."""
     import importlib.util
@@ -47,9 +61,6 @@ def resolve_workers(method: str, executor: str, workers: int | None, ray_address
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if ray_address is not None and executor != "ray":
         raise ValueError(f"--ray-address is for --executor ray (got --executor {executor})")
-    if method in SEQUENTIAL_METHODS and (executor != "serial" or (workers or 1) > 1):
-        raise ValueError(f"method {method!r} runs its episodes one at a time (each needs the previous reward), "
-                         "so it cannot use parallel workers; drop --executor/--workers or use random, tpe, ...")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise ImportError("--executor ray needs Ray: pip install 'hirelc[ray]'")
     if workers is not None:
