@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hirelc.runlock import RunLockedError
+from hirelc.methods.executors import EvaluationFailed
 
 console = Console(stderr=True, highlight=False)
 BITS_ONLY_DEFAULT = "2,3,4,5,8"  # the public ReLeQ code's bit set
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # they arise); OSError names the file it could not read or write; FloatingPointError is a
 # diverged fp32 training; RunLockedError another process on the run. Not TypeError or
 # KeyError in general: those are bugs, and a bug should show its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ImportError, OSError, FloatingPointError, RunLockedError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ImportError, OSError, FloatingPointError, RunLockedError,
+                                                 EvaluationFailed)
 
 
 def _one_line(e: BaseException) -> str:
@@ -148,11 +150,24 @@ def _args_search_common(p: argparse.ArgumentParser) -> None:
                                                             "(joint space default: 2,3,4,5,6,8)")
     p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
     p.add_argument("--steps", type=int, default=20, help="fine-tune steps per search evaluation")
+    _args_executor(p)
+
+
+def _args_executor(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("parallel evaluation (random, tpe, uniform, greedy and pareto propose in batches; "
+                             "releq runs its episodes one at a time, so it is serial only)")
+    g.add_argument("--executor", default="serial", choices=("serial", "process", "ray"),
+                   help="where real evaluations run: in this process (default), a local process pool, "
+                        "or a Ray cluster (pip install 'hirelc[ray]')")
+    g.add_argument("--workers", type=int, help="evaluations in flight, also the batch size a method proposes "
+                                               "(same seed and --workers give the same result on any executor); "
+                                               "default 1 for serial, one per core otherwise")
+    g.add_argument("--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: start a local one)")
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
     _args_search_common(p)
-    p.add_argument("--method", default="releq", help="releq (bits only) | uniform | random | greedy | tpe")
+    p.add_argument("--method", default="releq", help="releq (bits only, serial) | uniform | random | greedy | tpe")
     p.add_argument("--space", default="auto", choices=("auto", "bits", "joint"),
                    help="bits: bit-widths only; joint: bits x keep x format x granularity; auto: bits for "
                         "releq, and for uniform/random without a size target; joint otherwise")
@@ -265,7 +280,15 @@ def _job(args: argparse.Namespace, **extra: Any) -> Any:
 
     return JobConfig(model=args.model, data=args.data, data_root=args.data_root, split_seed=args.split_seed,
                      seed=getattr(args, "seed", 0), device=args.device, train_epochs=args.train_epochs,
-                     **({"finetune_lr": args.finetune_lr} if args.finetune_lr is not None else {}), **extra)
+                     **({"finetune_lr": args.finetune_lr} if args.finetune_lr is not None else {}),
+                     **_executor_fields(args), **extra)
+
+
+def _executor_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--executor / --workers / --ray-address, for the commands that have them."""
+    if not hasattr(args, "executor"):
+        return {}
+    return {"executor": args.executor, "workers": args.workers, "ray_address": args.ray_address}
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:

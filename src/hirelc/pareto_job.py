@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hirelc.pipeline import JobConfig, Log, _prepare_or_discard, _val_evaluate_fn
+from hirelc.pipeline import JobConfig, Log, _prepare_or_discard
 from hirelc.plan import Plan
 from hirelc.rundir import RunDir, atomic_write_text
+from hirelc.workers import job_executor
 
 
 def run_pareto(
@@ -30,11 +31,11 @@ def run_pareto(
     prep = _prepare_or_discard(run, config, progress, log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
     total = space_size(len(problem.layers), len(problem.bits))
-    ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal,
-                              layers=problem.names)
-    log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
-    points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
-                             progress=_progress_printer(log) if progress else None)
+    with job_executor(config, prep, lambda _accuracy: None) as evaluate:
+        ledger = EvaluationLedger(evaluate, max(total, 1), run.journal, layers=problem.names)
+        log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
+        points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
+                                 progress=_progress_printer(log) if progress else None)
     frontier = pareto_frontier(points)
     data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
             "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}

@@ -42,6 +42,7 @@ from hirelc.methods.problem import validate_bits
 from hirelc.methods.space import SpaceConfig
 from hirelc.methods.target import Target
 from hirelc.train import TrainInfo, resolve_device, train_baseline
+from hirelc.workers import check_batched, job_executor, resolve_workers
 from hirelc.zoo import default_recipe
 
 Log = Callable[[str], None]
@@ -78,11 +79,15 @@ class JobConfig:
     target_compression: float | None = None  # x vs fp32, whole-model storage
     target_size: int | str | None = None  # bytes, or e.g. "64KB"
     max_accuracy_drop: float | None = None  # points of validation accuracy
+    executor: str = "serial"  # where real evaluations run: serial | process | ray (hirelc.workers)
+    workers: int | None = None  # evaluations in flight = batch size; None: 1 serial, one per core process
+    ray_address: str | None = None  # None: a local Ray cluster; "auto" or "HOST:PORT"
 
     def __post_init__(self) -> None:
         self.bits = validate_bits(self.bits)
         method_config(self.method, **self.options)  # unknown method / bad option: fails before any work
         self.target  # noqa: B018 -- validates the target fields
+        self.workers = resolve_workers(self.method, self.executor, self.workers, self.ray_address)
         method_spec(self.method).check(self.space_config, self.target)
         for name in ("max_evaluations", "final_epochs"):
             if getattr(self, name) < 1:
@@ -113,7 +118,11 @@ class JobConfig:
         return Fidelity.short(self.search_steps) if self.search_steps else Fidelity.none()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"bits": list(self.bits)}
+        d = asdict(self) | {"bits": list(self.bits)}
+        for key, default in (("executor", "serial"), ("workers", 1), ("ray_address", None)):
+            if d[key] == default:  # a serial run's config.json stays as before (older runs resume)
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JobConfig":
@@ -155,10 +164,14 @@ def prepare(
     inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
     guidance = measure_guidance(model, data, inventory, config.space_config, config.target, config.method,
                                 seed=config.split_seed, run_dir=run_dir)
-    evaluator = Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
-                          finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations",
-                          importance=guidance.importance)
+    evaluator = job_evaluator(config, model, data, guidance.importance)
     return Prepared(data, model, info, inventory, evaluator, guidance)
+
+
+def job_evaluator(config: JobConfig, model: nn.Module, data: Any, importance: Any) -> Evaluator:
+    """The job's evaluator (also rebuilt by each parallel worker, `hirelc.workers`)."""
+    return Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
+                     finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations", importance=importance)
 
 
 def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log, **objects: Any) -> Prepared:
@@ -190,6 +203,7 @@ def run_job(
     model / data: optional user objects (see `prepare`); resuming such a run needs the same
     objects again."""
     start = time.perf_counter()
+    check_batched(config.method, config.executor, config.workers)
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
     prep = _prepare_or_discard(run, config, progress, log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")
@@ -200,9 +214,10 @@ def run_job(
     log(f"searching: {config.method}, space {_describe_space(space)}, target {target.describe()}, "
         f"budget {config.max_evaluations} real evaluations at fidelity {config.search_fidelity} "
         f"on validation data ({prep.data.sizes()['val']} images)")
-    with _evaluation_progress(progress, config.max_evaluations, replayed) as tick:
+    with _evaluation_progress(progress, config.max_evaluations, replayed) as tick, \
+            job_executor(config, prep, tick, data) as evaluate:
         found = search(
-            list(prep.inventory), _val_evaluate_fn(prep.evaluator, config.search_fidelity, tick),
+            list(prep.inventory), evaluate,
             method=config.method, bits=config.bits, reference_accuracy=reference,
             max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal,
             space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage, **config.options,
@@ -210,7 +225,8 @@ def run_job(
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run)
     result.update(_search_summary(found, prep, config, reference))
-    result["evaluator_during_search"] = search_counters
+    result["evaluator_during_search"] = search_counters  # of this process: workers' evaluations not counted
+    result["executor"] = evaluate.describe()
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
     # Fine-tune results depend on float reduction order, hence on the thread count: record it.
     result["torch_threads"] = torch.get_num_threads()

@@ -142,7 +142,9 @@ def search(
     """Find a per-layer bitwidth plan for `layers` with `method`, spending at most
     `max_evaluations` real calls of `evaluate` (cached by plan hash).
 
-    evaluate: plan -> accuracy in [0, 1], or a dict with "accuracy" (+ extra metrics).
+    evaluate: plan -> accuracy in [0, 1], or a dict with "accuracy" (+ extra metrics); or an
+        `Executor` (`hirelc.methods.executors`: a process pool, Ray) that runs such a
+        function in parallel workers, a batch of `workers` plans at a time (not for releq).
     reference_accuracy: the full-precision accuracy (denominator of StateAcc, seed 000 eq. 2).
     journal: optional `append(record)` / `records()` object; journaled evaluations are
         replayed, never recomputed, and count against the budget.

@@ -2,9 +2,10 @@
 batching; a method only proposes plans and learns from their evaluations (Optuna's
 ask/tell, with feasibility handled by the problem's repair).
 
-    loop: plans = method.propose(n)          ([] -> "done")
+    loop: plans = method.propose(n)          ([] -> "done"; n = ledger.batch_size)
           each plan -> problem.candidate(plan) (repaired onto the size budget)
-                    -> ledger.evaluate          (cached, budgeted, journaled)
+          ledger.evaluate_many(candidates)     (cached, budgeted, journaled; run in
+                                                parallel by the ledger's executor)
           method.observe(evaluations)
     stop: "budget" when the ledger's budget is spent, "done" when the method has nothing
           left, "exhausted" when `max_stale` rounds in a row brought no new evaluation
@@ -30,7 +31,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from hirelc.methods.ledger import BudgetExhausted, Evaluation, EvaluationLedger
+from hirelc.methods.ledger import Evaluation, EvaluationLedger
 from hirelc.methods.problem import SearchProblem
 from hirelc.methods.result import EpisodeRecord, MethodOutcome
 from hirelc.plan import Plan
@@ -53,25 +54,33 @@ class Proposer(ABC):
         return {}
 
 
-def drive(proposer: Proposer, problem: SearchProblem, ledger: EvaluationLedger, *, batch_size: int = 1,
+def drive(proposer: Proposer, problem: SearchProblem, ledger: EvaluationLedger, *, batch_size: int | None = None,
           max_stale: int = DEFAULT_MAX_STALE) -> MethodOutcome:
-    """Run `proposer` until the budget is spent, it is done, or it only repeats itself."""
+    """Run `proposer` until the budget is spent, it is done, or it only repeats itself.
+
+    batch_size: plans asked per round, evaluated together (default: `ledger.batch_size`,
+    one per worker of its executor). A method's proposals may depend on the results of
+    earlier rounds only, never on how many results of the current round have arrived,
+    so a run is reproduced exactly by any executor with the same batch size (a serial
+    executor with `workers=N` replays the batches of an N-worker pool).
+    """
+    batch_size = batch_size or ledger.batch_size
     episodes: list[EpisodeRecord] = []
+    seen: set[str] = set()  # plans this drive has been told about (replayed ones included)
     stale = 0
     while ledger.remaining > 0:
         plans = proposer.propose(min(batch_size, ledger.remaining))
         if not plans:
             return MethodOutcome(episodes, "done", options=proposer.options())
-        before = ledger.n_evaluations
-        evaluations = []
-        for plan in plans:
-            try:
-                evaluations.append(ledger.evaluate(problem.candidate(plan)))
-            except BudgetExhausted:  # a batch larger than the budget left: stop after the last real one
-                break
+        # A batch larger than the budget left: the ledger stops after the last real one it can pay for.
+        evaluations = ledger.evaluate_many([problem.candidate(plan) for plan in plans])
         proposer.observe(evaluations)
         episodes += [_record(problem, len(episodes) + i, ev) for i, ev in enumerate(evaluations)]
-        stale = 0 if ledger.n_evaluations > before else stale + 1
+        new = {ev.plan_hash for ev in evaluations} - seen
+        seen |= new
+        # Progress = a plan not seen before (a resumed run's journaled plans count once, so
+        # replaying a long journal is not mistaken for a used-up space).
+        stale = 0 if new else stale + 1
         if stale >= max_stale:
             return MethodOutcome(episodes, "exhausted", options=proposer.options())
     return MethodOutcome(episodes, "budget", options=proposer.options())

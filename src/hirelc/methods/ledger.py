@@ -6,7 +6,9 @@ of *real* evaluations, and one journal, and are compared like for like (DESIGN.m
 
 - A cache hit is free: it neither calls the function nor counts against the budget.
 - A real evaluation is validated, timed, appended to `history` and, when a journal is
-  given, appended to it before `evaluate` returns (so before the next one starts).
+  given, appended to it by this process as soon as it arrives (before `evaluate` returns).
+- Real evaluations run on an `Executor` (`hirelc.methods.executors`): in this process by
+  default, or on a process pool / Ray cluster, a batch at a time (`evaluate_many`).
 - At construction, journaled evaluations pre-fill the cache and `history` and count
   against the budget: a resumed search recomputes nothing already journaled, and the
   total number of real evaluations never exceeds `max_evaluations`.
@@ -26,12 +28,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from hirelc.evaluate.adapters import check_accuracy
+from hirelc.methods.executors import Executor, SerialExecutor
 from hirelc.plan import Plan
 
 EvaluateFn = Callable[[Plan], "float | Mapping[str, Any]"]
@@ -185,13 +187,14 @@ class EvaluationLedger:
     {'loss': 0.3}
     """
 
-    def __init__(self, evaluate: EvaluateFn, max_evaluations: int, journal: JournalLike | None = None,
+    def __init__(self, evaluate: EvaluateFn | Executor, max_evaluations: int, journal: JournalLike | None = None,
                  layers: Collection[str] | None = None):
         if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, int) or max_evaluations < 1:
             raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
-        if not callable(evaluate):
-            raise TypeError(f"evaluate must be callable (plan -> accuracy), got {type(evaluate).__name__}")
-        self._evaluate = evaluate
+        if not isinstance(evaluate, Executor) and not callable(evaluate):
+            raise TypeError(f"evaluate must be callable (plan -> accuracy) or an Executor, "
+                            f"got {type(evaluate).__name__}")
+        self.executor = evaluate if isinstance(evaluate, Executor) else SerialExecutor(evaluate)
         self.max_evaluations = max_evaluations
         self.journal = journal
         self.history: list[Evaluation] = []
@@ -240,22 +243,73 @@ class EvaluationLedger:
         """The stored evaluation of `plan`, or None; never evaluates, never counts."""
         return self._cache.get(plan.content_hash())
 
+    @property
+    def batch_size(self) -> int:
+        """Plans a method should propose at once: one per worker of the executor."""
+        return self.executor.workers
+
     def evaluate(self, plan: Plan) -> Evaluation:
         """The evaluation of `plan`: from the cache if known, else a real, budgeted call."""
-        hit = self.cached(plan)
-        if hit is not None:
-            self.cache_hits += 1
-            return hit
-        if self.remaining == 0:
+        done = self.evaluate_many([plan])
+        if not done:
             raise BudgetExhausted(
                 f"evaluation budget of {self.max_evaluations} real evaluations is spent"
             )
-        start = time.perf_counter()
-        result = self._evaluate(plan)
-        seconds = time.perf_counter() - start
-        accuracy, metrics, status = validate_result(result)
-        ev = Evaluation(self.n_evaluations, plan, accuracy, metrics, seconds, status)
-        if self.journal is not None:
-            self.journal.append(ev.to_record())  # journaled before the next evaluation starts
-        self._store(ev)
-        return ev
+        return done[0]
+
+    def evaluate_many(self, plans: Sequence[Plan]) -> list[Evaluation]:
+        """Evaluations of `plans`, in their order, with the real ones run by the executor
+        (in parallel when it has several workers).
+
+        Exactly what evaluating them one by one would give: cache hits are free (a plan
+        repeated in the batch is evaluated once), real evaluations are indexed in proposal
+        order, and the list stops before the first plan the budget cannot pay for (so it
+        may be shorter than `plans`; empty when the budget is spent). Each result is
+        journaled (fsynced) by this process as it arrives, in completion order; `history`
+        is extended in proposal order once the batch is in. If an evaluation fails, the
+        others are still awaited and journaled, then the first error is raised.
+
+        >>> ledger = EvaluationLedger(lambda p: p["fc"].bits / 10, max_evaluations=2)
+        >>> [ev.accuracy for ev in ledger.evaluate_many([Plan.from_bits(["fc"], [b]) for b in (4, 4, 8, 2)])]
+        [0.4, 0.4, 0.8]
+        """
+        slots: list[Evaluation | str] = []  # a cached evaluation, or the hash of a plan to evaluate
+        todo: dict[str, tuple[int, Plan]] = {}  # hash -> (index it will get, plan)
+        for plan in plans:
+            key = plan.content_hash()
+            if key in self._cache or key in todo:
+                self.cache_hits += 1
+                slots.append(self._cache.get(key) or key)
+                continue
+            if len(todo) == self.remaining:
+                break  # the budget cannot pay for this plan: stop here, as a serial loop would
+            todo[key] = (self.n_evaluations + len(todo), plan)
+            slots.append(key)
+        done = self._run(list(todo.values()))
+        return [s if isinstance(s, Evaluation) else done[s] for s in slots]
+
+    def _run(self, todo: list[tuple[int, Plan]]) -> dict[str, Evaluation]:
+        """Evaluate `todo` on the executor; journal each result on arrival."""
+        done: dict[str, Evaluation] = {}
+        errors: list[BaseException] = []
+        try:
+            for outcome in self.executor.run([plan for _, plan in todo]):
+                index, plan = todo[outcome.position]
+                if outcome.error is not None:
+                    errors.append(outcome.error)
+                    continue
+                try:
+                    accuracy, metrics, status = validate_result(outcome.result)
+                except (ValueError, TypeError) as e:
+                    errors.append(e)
+                    continue
+                ev = Evaluation(index, plan, accuracy, metrics, outcome.seconds, status)
+                if self.journal is not None:
+                    self.journal.append(ev.to_record())  # durable before anything else happens
+                done[ev.plan_hash] = ev
+        finally:
+            for ev in sorted(done.values(), key=lambda ev: ev.index):  # proposal order, as a serial run
+                self._store(ev)
+        if errors:
+            raise errors[0]
+        return done

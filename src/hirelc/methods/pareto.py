@@ -83,7 +83,8 @@ def enumerate_space(
     """Evaluate every configuration of `problem.bits` over `problem.layers`.
 
     Raises ValueError when the space exceeds `limit` (unless `force`) or the ledger's budget
-    cannot cover it. `progress`, if given, is called with (done, total) after each point.
+    cannot cover it. `progress`, if given, is called with (done, total) after each batch of
+    `ledger.batch_size` points (evaluated together, in parallel when the executor has workers).
     """
     total = space_size(len(problem.layers), len(problem.bits))
     if total > limit and not force:
@@ -94,10 +95,12 @@ def enumerate_space(
     if ledger.max_evaluations < total:
         raise ValueError(f"enumerating {total:,} configurations needs a budget of at least {total:,}")
     points = []
-    for done, bits in enumerate(itertools.product(problem.bits, repeat=len(problem.layers)), 1):
-        plan = problem.plan(bits)
-        ev = ledger.evaluate(plan)
-        points.append(ParetoPoint(tuple(bits), param_weighted_avg_bits(problem.layers, plan), ev.accuracy))
+    configurations = itertools.product(problem.bits, repeat=len(problem.layers))
+    # A fixed order in batches of the executor's width: the same points for any executor.
+    while batch := [tuple(bits) for bits in itertools.islice(configurations, ledger.batch_size)]:
+        plans = [problem.plan(bits) for bits in batch]
+        for bits, plan, ev in zip(batch, plans, ledger.evaluate_many(plans)):
+            points.append(ParetoPoint(bits, param_weighted_avg_bits(problem.layers, plan), ev.accuracy))
         if progress is not None:
-            progress(done, total)
+            progress(len(points), total)
     return points

@@ -18,6 +18,7 @@ first valid format at that bit-width. Optuna is an optional extra: `pip install 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,10 +33,13 @@ from hirelc.plan import LayerConfig, Plan
 class TPEConfig:
     """n_startup_trials: random trials before TPE models the results (Optuna's default 10);
     multivariate: model the parameters jointly (Optuna's recommended setting for
-    interacting parameters)."""
+    interacting parameters); constant_liar: with several trials in flight (a batch per
+    round, one per worker), count the running ones as bad results so the batch spreads out
+    (Optuna's setting for parallel optimisation; no effect with one trial at a time)."""
 
     n_startup_trials: int = 10
     multivariate: bool = True
+    constant_liar: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.n_startup_trials, bool) or not isinstance(self.n_startup_trials, int) \
@@ -64,8 +68,11 @@ class TPESearch(Proposer):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.config = config or TPEConfig()
         self.problem = problem
-        sampler = optuna.samplers.TPESampler(n_startup_trials=self.config.n_startup_trials,
-                                             multivariate=self.config.multivariate, seed=seed)
+        with warnings.catch_warnings():  # constant_liar is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(n_startup_trials=self.config.n_startup_trials,
+                                                 multivariate=self.config.multivariate, seed=seed,
+                                                 constant_liar=self.config.constant_liar)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self._pending: list[Any] = []
 

@@ -1,0 +1,112 @@
+"""Job-level executors: settings checked before any work, config.json of serial runs
+unchanged, and a process-pool job killed with -9 resumes to the serial run's result."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hirelc.cli import main
+from hirelc.pipeline import JobConfig
+from hirelc.workers import check_batched, resolve_workers
+
+
+@pytest.mark.parametrize("args, message", [
+    (("random", "threads", None, None), "unknown executor 'threads'"),
+    (("random", "process", 0, None), "workers must be a positive integer"),
+    (("random", "process", 2, "auto"), "--ray-address is for --executor ray"),
+    (("random", "ray", None, "10.0.0.1:6379"), "needs --workers N"),
+])
+def test_executor_settings_are_checked_before_any_work(args, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_workers(*args)
+
+
+@pytest.mark.parametrize("executor, workers", [("process", 1), ("serial", 2)])
+def test_releq_refuses_parallel_workers(executor, workers):
+    with pytest.raises(ValueError, match="method 'releq' runs its episodes one at a time"):
+        check_batched("releq", executor, workers)
+    check_batched("random", executor, workers)
+
+
+def test_serial_config_json_is_unchanged_and_parallel_settings_are_recorded():
+    assert not {"executor", "workers", "ray_address"} & set(JobConfig(method="random").to_dict())
+    d = JobConfig(method="random", executor="process").to_dict()
+    assert d["executor"] == "process" and d["workers"] == os.cpu_count()
+    assert JobConfig.from_dict(d).workers == d["workers"]
+
+
+def test_cli_refuses_a_parallel_releq_in_one_line(tmp_path, capsys):
+    assert main(["search", "--method", "releq", "--executor", "process", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "one at a time" in err and "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+ARGS = ["search", "--method", "random", "--model", "lenet5", "--data", "digits", "--train-epochs", "1",
+        "--budget", "14", "--steps", "30", "--final-epochs", "1", "--quiet", "--no-report", "--workers", "2"]
+
+
+def _hirelc(args, env):
+    return subprocess.Popen([sys.executable, "-m", "hirelc.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _lines(run: Path) -> list[str]:
+    path = run / "journal.jsonl"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def _content(lines):
+    return sorted(repr({k: v for k, v in json.loads(x).items() if k not in ("seconds", "index")}) for x in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker pids from /proc")
+def test_killed_process_pool_search_loses_nothing_and_resumes_to_the_serial_result(tmp_path):
+    cache = tmp_path / "cache"
+    env = dict(os.environ, HIRELC_CACHE_DIR=str(cache), OMP_NUM_THREADS="1")
+    reference = tmp_path / "serial"
+    assert _hirelc([*ARGS, "--out", str(reference)], env).wait(timeout=600) == 0
+    shutil.rmtree(cache / "evaluations")  # the parallel run must compute everything itself
+
+    run = tmp_path / "process"
+    proc = _hirelc([*ARGS, "--out", str(run), "--executor", "process"], env)
+    deadline, workers = time.time() + 300, set()
+    while len(_lines(run)) < 4 and time.time() < deadline and proc.poll() is None:
+        workers |= set(_children(proc.pid))
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    journaled = _lines(run)
+    assert 4 <= len(journaled) < 14, "the kill must land in the middle of the search"
+    assert [json.loads(x) for x in journaled]  # every line whole
+    deadline = time.time() + 60  # the workers notice the driver's death and exit
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+    resumed = _hirelc(["resume", str(run), "--quiet"], env)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    got, want = (json.loads((r / "result.json").read_text()) for r in (run, reference))
+    assert got["replayed_evaluations"] == len(journaled)
+    assert _lines(run)[: len(journaled)] == journaled  # journaled lines are never rewritten
+    assert _content(_lines(run)) == _content(_lines(reference))
+    for key in ("plan", "search_val_accuracy", "real_evaluations"):
+        assert got[key] == want[key], key
