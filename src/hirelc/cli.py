@@ -342,7 +342,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if args.onnx:
         _check_onnx_target(Path(args.onnx))
     plan = _load_plan(args.plan)
-    check_output_file(args.out, is_packed_file, "packed file")  # before the fine-tune, not after
+    if args.out:
+        check_output_file(args.out, is_packed_file, "packed file")  # before the fine-tune, not after
     prep = prepare(_job(args), progress=not args.quiet, log=_log(args))
     model = prep.model  # export_packed compresses an fp32 model itself
     if args.epochs:

@@ -130,7 +130,9 @@ def test_process_pool_search_equals_the_serial_search_with_the_same_batches(tmp_
     assert parallel.plan == serial.plan
     built = [p for p in tmp_path.iterdir() if p.name.startswith("built-")]
     evaluated_by = {p.name.split("-")[1] for p in tmp_path.iterdir() if p.name.startswith("eval-")}
-    assert len(built) == 2 and evaluated_by == {p.name.split("-")[1] for p in built}  # built once per worker
+    # built once per worker; every evaluation ran in a built worker (on a busy machine one
+    # worker may take every task, so both need not have evaluated)
+    assert len(built) == 2 and evaluated_by <= {p.name.split("-")[1] for p in built}
 
 
 @pytest.mark.slow
