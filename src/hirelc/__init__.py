@@ -26,6 +26,7 @@ from hirelc.inventory.spec import LayerSpec
 from hirelc.plan import LayerConfig, Plan
 
 __all__ = [
+    "DataSplits",
     "Inventory",
     "LayerConfig",
     "LayerSpec",
@@ -46,8 +47,8 @@ def __getattr__(name: str):
         from hirelc.export import packed
 
         return getattr(packed, name)
-    if name == "search":
-        from hirelc.methods.front import search
+    if name == "DataSplits":  # the dataset stack (scikit-learn) only when asked for
+        from hirelc.data import DataSplits
 
-        return search
+        return DataSplits
     raise AttributeError(f"module 'hirelc' has no attribute {name!r}")

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reinforcement learning (ReLeQ), fine-tune, and write a packed model that is really smaller. "
         "Plans can also prune channels/heads and pick number formats and granularity.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
     _add(sub, "list-models", "list the built-in models", _cmd_list_models, _args_pattern)
@@ -65,8 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+
+class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, unless the text already states it or there
+    is none (a None default or an on/off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or any(action.default is d for d in (None, False, argparse.SUPPRESS)) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
 def _add(sub: Any, name: str, help: str, func: Callable, *arg_fns: Callable) -> None:
-    sp = sub.add_parser(name, help=help, description=help)
+    sp = sub.add_parser(name, help=help, description=help, formatter_class=_DefaultsFormatter)
     for fn in arg_fns:
         fn(sp)
     sp.set_defaults(func=func)
@@ -84,7 +95,7 @@ def _args_model_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="mnist5k", help="dataset name, 'FORMAT:PATH' or 'package.module:factory'")
     p.add_argument("--data-root", help="folder for file-based datasets")
     p.add_argument("--split-seed", type=int, default=0, help="data split and fp32 baseline seed")
-    p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU if usable, else the CPU) | cpu | cuda | cuda:N")
     p.add_argument("--train-epochs", type=int, help="fp32 baseline epochs (default: the model's recipe)")
     p.add_argument("--finetune-lr", type=float, help="Adam learning rate of every fine-tune (default 3e-4)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -103,7 +114,8 @@ def _args_plan(p: argparse.ArgumentParser) -> None:
 def _args_eval(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     _args_plan(p)
-    p.add_argument("--steps", type=int, default=20, help="short fine-tune steps (0 = none)")
+    p.add_argument("--search-steps", "--steps", dest="steps", metavar="N", type=int, default=20,
+                   help="short fine-tune steps, as in a search evaluation (0 = none; --steps is the old spelling)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -120,13 +132,16 @@ def _args_search_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--bits", default="2,3,4,5,8", help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8")
     p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
-    p.add_argument("--steps", type=int, default=20, help="fine-tune steps per search evaluation")
+    p.add_argument("--search-steps", "--steps", dest="steps", metavar="N", type=int, default=20,
+                   help="fine-tune steps per search evaluation (0 = none; --steps is the old spelling)")
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
     _args_search_common(p)
     p.add_argument("--method", default="releq", help="releq | uniform | random")
-    p.add_argument("--budget", type=int, default=120, help="maximum real evaluations")
+    p.add_argument("--max-evaluations", "--budget", dest="budget", metavar="N", type=int, default=120,
+                   help="maximum real evaluations (each a compress + short fine-tune + validation pass; "
+                   "cached and replayed ones are free; --budget is the old spelling)")
     p.add_argument("--final-epochs", type=int, default=4, help="final fine-tune epochs")
     p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
     p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")

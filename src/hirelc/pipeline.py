@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from hirelc import cost
@@ -36,6 +34,7 @@ from hirelc.evaluate.fidelity import Fidelity
 from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
 from hirelc.plan import Plan
+from hirelc.progress import Progress
 from hirelc.rundir import RunDir, atomic_write_text
 from hirelc.methods.api import list_methods, search
 from hirelc.methods.problem import validate_bits
@@ -175,7 +174,7 @@ def run_job(
             max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
         )
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
-    result = finalize(prep, found.plan, config, run)
+    result = finalize(prep, found.plan, config, run, progress=progress)
     result.update(_search_summary(found, prep, config, reference))
     result["evaluator_during_search"] = search_counters
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
@@ -201,30 +200,28 @@ def _val_evaluate_fn(
 
 
 @contextlib.contextmanager
-def _evaluation_progress(show: bool, budget: int, done: int) -> Iterator[Callable[[float], None]]:
-    """A progress bar over the budget of real evaluations (journaled ones count as done)."""
-    if not show:
-        yield lambda _acc: None
-        return
-    columns = (TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=budget, completed=done)
+def _evaluation_progress(show: bool, budget: int, done: int, label: str = "search",
+                         announce: bool = False) -> Iterator[Callable[[float], None]]:
+    """Progress over the budget of real evaluations (journaled ones count as done): a bar
+    on a terminal, periodic plain lines in logs (hirelc.progress)."""
+    with Progress(label, total=budget, unit="evaluations", done=done, enabled=show, announce=announce) as bar:
         best = [0.0]
 
         def tick(accuracy: float) -> None:
             best[0] = max(best[0], accuracy)
-            bar.update(task, advance=1, description=f"best val acc {100 * best[0]:.1f}%")
+            bar.advance(status=f"best val acc {100 * best[0]:.1f}%")
 
         yield tick
 
 
-def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir) -> dict[str, Any]:
+def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
     """Final fine-tune of the chosen plan, test accuracy, packed export, measured sizes and
     modelled costs."""
     from hirelc.export.packed import export_packed  # the file format is only needed here
 
-    compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test")
+    with Progress(f"final fine-tune ({config.final_epochs} epochs)", unit="steps", enabled=progress) as bar:
+        compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test",
+                                                          on_step=lambda done, total: bar.update(done, total))
     artifacts = run.artifacts
     artifacts.plan.write_text(plan.to_json())
     export_packed(compressed, plan, artifacts.model)
@@ -314,10 +311,12 @@ def run_pareto(
     prep = _prepare_or_discard(run, config, progress, log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
     total = space_size(len(problem.layers), len(problem.bits))
-    ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity), max(total, 1), run.journal)
-    log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
-    points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
-                             progress=_progress_printer(log) if progress else None)
+    # The expected duration is announced after the first real evaluation (measured on it).
+    with _evaluation_progress(progress, total, len(run.journal), label="pareto", announce=True) as tick:
+        ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity, tick), max(total, 1),
+                                  run.journal)
+        log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
+        points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space)
     frontier = pareto_frontier(points)
     data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
             "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
@@ -331,10 +330,3 @@ def run_pareto(
     atomic_write_text(Path(out) / "pareto.json", json.dumps(data, indent=1))
     return data
 
-
-def _progress_printer(log: Log) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 10) == 0:
-            log(f"  {done:,}/{total:,} configurations evaluated")
-
-    return report
