@@ -2,7 +2,7 @@
 on a machine kept busy by one CPU-bound competitor: the evidence behind hirelc's thread
 default (hirelc.threads).
 
-    HIRELC_CACHE_DIR=... python benchmarks/threads_busy.py [--steps 300] [--busy 1]
+    HIRELC_CACHE_DIR=... python benchmarks/threads_busy.py [--steps 300] [--busy 1] [--reverse]
 
 Each configuration runs in a fresh child process (OpenMP reads OMP_WAIT_POLICY once, when
 torch starts), fine-tunes releq_lenet / mnist5k's 4-bit plan for `--steps` Adam steps
@@ -51,14 +51,14 @@ def measure(threads: int, policy: str | None, steps: int) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(steps: int, busy: int) -> None:
+def main(steps: int, busy: int, reverse: bool = False) -> None:
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         print(f"{steps} fine-tune steps, batch 64, {busy} busy loop(s), {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.2f} at start\n")
         print("| torch threads | OMP_WAIT_POLICY | CPU time (s) | wall time (s) | CPU / wall |")
         print("|---|---|---|---|---|")
-        for threads, policy in CONFIGS:
+        for threads, policy in (CONFIGS[::-1] if reverse else CONFIGS):
             r = measure(threads, policy, steps)
             print(f"| {threads} | {policy or 'unset (runtime default)'} | {r['cpu_s']:.1f} | {r['wall_s']:.1f} | "
                   f"{r['cpu_s'] / r['wall_s']:.2f} |", flush=True)
@@ -72,5 +72,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--busy", type=int, default=1)
+    parser.add_argument("--reverse", action="store_true", help="measure the configurations in reverse order")
     args = parser.parse_args()
-    main(args.steps, args.busy)
+    main(args.steps, args.busy, args.reverse)

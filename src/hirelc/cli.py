@@ -203,6 +203,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> None:
     from hirelc.data import load_dataset
     from hirelc.inventory import inspect
+    from hirelc.inventory.summary import compact, fp32_summary, inventory_totals, uncompressed_param_counts
     from hirelc.zoo import create_model
 
     data = load_dataset(args.data, seed=args.split_seed, root=args.data_root)
@@ -211,16 +212,29 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     if args.json:
         out.print_json(json.dumps({"layers": [s.to_dict() for s in inv], "uncompressed": inv.unsupported}))
         return
-    table = Table("#", "layer", "kind", "weight shape", "params", "MACs", "block", "prunable", box=None)
+    totals = inventory_totals(inv)
+    # Names never truncated: the layer column keeps its full width and the rest shrink (MACs
+    # compact, e.g. 1.8M; exact counts in --json).
+    table = Table("#", "layer", "kind", "shape", "params", "MACs", "block", "prune", box=None, pad_edge=False,
+                  show_footer=True)
+    table.columns[1].no_wrap = True
+    table.columns[1].min_width = max([len(s.name) for s in inv] + [5])
     for s in inv:
         table.add_row(str(s.index), s.name, s.kind, "x".join(map(str, s.weight_shape)), f"{s.n_params:,}",
-                      f"{s.n_macs:,}", s.block, "yes" if s.prunable else "no")
+                      compact(s.n_macs), "" if s.block == s.name else s.block, "yes" if s.prunable else "no")
+    for column, text in zip(table.columns, ("", f"total ({totals['layers']} layers)", "", "",
+                                            f"{totals['params']:,}", compact(totals["macs"]), "",
+                                            f"{totals['prunable']}/{totals['layers']}")):
+        column.footer = text
     out.print(table)
+    model_params = sum(p.numel() for p in model.parameters())
+    out.print(f"compressible: {totals['params']:,} of {model_params:,} parameters; "
+              f"{totals['macs']:,} MACs per example (measured with forward hooks)", soft_wrap=True)
     for s in inv:
         if not s.prunable and s.prune_reason:
-            out.print(f"not prunable: {s.name}: {s.prune_reason}")
-    for name, reason in inv.unsupported:
-        out.print(f"kept uncompressed: {name} ({reason})")
+            out.print(f"not prunable: {s.name}: {s.prune_reason}", soft_wrap=True)
+    counts = uncompressed_param_counts(model, [name for name, _ in inv.unsupported])
+    out.print(fp32_summary(inv.unsupported, counts, model_params), soft_wrap=True)
 
 
 def _load_plan(path: str) -> Any:
@@ -251,20 +265,39 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     fidelity = Fidelity.short(args.steps) if args.steps else Fidelity.none()
     before, after = eval_plan(prep, plan, fidelity, split=args.split)
     storage = storage_bytes_model(prep.model, plan, inventory=prep.inventory)
-    fp32 = state_dict_bytes(prep.model)
+    fp32, packed = state_dict_bytes(prep.model), _packed_file_bytes(prep, plan)
     report = {
         "split": args.split, "split_sizes": prep.data.sizes(),
         "fp32_accuracy": prep.evaluator.reference(args.split).accuracy,
         "accuracy_before_finetune": before.accuracy, "accuracy_after_finetune": after.accuracy,
         "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
         "seconds_of_the_real_evaluation": after.seconds,
-        "packed_data_bytes": storage, "fp32_state_dict_bytes": fp32, "compression_ratio": fp32 / storage,
+        "packed_data_bytes": storage, "packed_bytes": packed, "fp32_state_dict_bytes": fp32,
+        # the one compression figure, defined as in a search's result.json
+        "compression_ratio": fp32 / packed, "compression_definition": COMPRESSION_DEFINITION,
         **plan_costs(prep.inventory, plan),
     }
     if args.json:
         out.print_json(json.dumps(report))
         return
-    _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
+    _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", _eval_rows(report))
+    out.print(f"compression = {COMPRESSION_DEFINITION}", soft_wrap=True)
+
+
+COMPRESSION_DEFINITION = "fp32 state_dict file bytes / packed .hirelc file bytes (both measured)"
+
+
+def _packed_file_bytes(prep: Any, plan: Any) -> int:
+    """Size of the packed file this plan gives (written to a temporary folder and measured),
+    so `eval` reports the same compression as a search's result.json, header included."""
+    import tempfile
+
+    from hirelc.export.packed import export_packed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.hirelc"
+        export_packed(prep.model, plan, path, inventory=prep.inventory)
+        return path.stat().st_size
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -317,6 +350,11 @@ def _cmd_pareto(args: argparse.Namespace) -> None:
     if "placed" in data:
         out.print(f"search result {data['placed']['bits']}: {100 * data['placed']['gap']:.2f} points below the frontier")
     out.print(f"report: {write_report(args.out)}")
+    if args.place is not None:  # the search's own report gains the Pareto view
+        from hirelc.report.html import link_pareto
+
+        link_pareto(args.place, Path(args.out) / "pareto.json")
+        out.print(f"report: {write_report(args.place)} (now with the Pareto view)")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -333,7 +371,7 @@ SUMMARY_KEYS = [
     ("accuracy_loss_points", "accuracy loss (points)"),
     ("bits", "bits per layer"),
     ("param_weighted_avg_bits", "parameter-weighted avg bits"),
-    ("compression_ratio", "compression (measured on files)"),
+    ("compression_ratio", "compression (fp32 state_dict file / packed file, measured)"),
     ("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled)"),
     ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (modelled)"),
     ("real_evaluations", "real evaluations"),
@@ -358,6 +396,29 @@ def _print_table(title: str, rows: dict[str, Any]) -> None:
     out.print(table)
 
 
+def _eval_rows(r: dict[str, Any]) -> dict[str, str]:
+    """`hirelc eval`'s table: labelled rows, accuracies in percent, one compression figure
+    (the cost model's kernel-only ratio and raw counters stay in --json)."""
+    split = r["split"]
+    return {
+        f"fp32 accuracy ({split}, {r['split_sizes'][split]:,} examples)": f"{100 * r['fp32_accuracy']:.2f}%",
+        "accuracy before fine-tune": f"{100 * r['accuracy_before_finetune']:.2f}%",
+        f"accuracy after fine-tune ({_steps_text(r['finetune'])})": f"{100 * r['accuracy_after_finetune']:.2f}%"
+        + ("" if r["status"] == "ok" else f" ({r['status']})"),
+        "served from cache": "yes" if r["served_from_cache"] else f"no ({r['seconds_of_the_real_evaluation']:.1f} s)",
+        "parameter-weighted avg bits": f"{r['param_weighted_avg_bits']:.2f}",
+        "packed file / fp32 state_dict": f"{r['packed_bytes']:,} B / {r['fp32_state_dict_bytes']:,} B",
+        "compression (measured)": f"{r['compression_ratio']:.2f}x",
+        "speedup / energy vs 8-bit (modelled)":
+            f"{r['modelled_speedup_vs_8bit']:.2f}x / {r['modelled_energy_reduction_vs_8bit']:.2f}x",
+    }
+
+
+def _steps_text(fidelity: str) -> str:
+    """'short-20' (a fidelity key) -> '20 steps'; 'none' -> 'none'."""
+    return f"{fidelity.split('-', 1)[1]} steps" if fidelity.startswith("short-") else fidelity
+
+
 def _bits(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(","))
@@ -368,7 +429,7 @@ def _bits(text: str) -> tuple[int, ...]:
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
     if getattr(args, "quiet", False):
         return lambda _msg: None
-    return lambda msg: console.print(msg)
+    return lambda msg: console.print(msg, soft_wrap=True)  # one line per message, also in logs
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
 from hirelc.plan import Plan
 from hirelc.progress import Progress
+from hirelc.threads import thread_settings
 from hirelc.rundir import RunDir, atomic_write_text
 from hirelc.methods.api import list_methods, search
 from hirelc.methods.problem import validate_bits
@@ -160,6 +161,11 @@ def run_job(
     objects again."""
     start = time.perf_counter()
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
+    if run.resumed and not force and run.result_path.exists():
+        # Nothing left to do: redoing the final fine-tune would overwrite the recorded wall time.
+        log(f"{out} is finished (its result.json is complete): nothing to resume; showing the recorded result. "
+            "To search again, use another --out or --force.")
+        return run.read_result()
     prep = _prepare_or_discard(run, config, progress, log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")
     replayed = len(run.journal)
@@ -178,8 +184,9 @@ def run_job(
     result.update(_search_summary(found, prep, config, reference))
     result["evaluator_during_search"] = search_counters
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
-    # Fine-tune results depend on float reduction order, hence on the thread count: record it.
-    result["torch_threads"] = torch.get_num_threads()
+    # Fine-tune results depend on float reduction order, hence on the thread count: record it
+    # (and the OpenMP wait policy, which decides the CPU cost on a busy machine).
+    result.update(thread_settings())
     run.write_result(result)
     return result
 
@@ -231,7 +238,8 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
     return {
         "model": config.model, "data": config.data, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "split_sizes": prep.data.sizes(),
-        "layers": [s.name for s in prep.inventory], "bit_choices": list(config.bits),
+        "layers": [s.name for s in prep.inventory], "layer_params": [s.n_params for s in prep.inventory],
+        "bit_choices": list(config.bits),
         "plan": plan.to_dict(), "bits": plan.bits(),
         "baseline_test_accuracy": baseline, "final_test_accuracy": final.accuracy,
         "accuracy_loss_points": round(100 * (baseline - final.accuracy), 3),
