@@ -33,7 +33,7 @@ def test_report_draws_all_figures_and_labels_modelled_numbers(tmp_path):
     for png in ("fig_action_probabilities.png", "fig_convergence.png", "fig_pareto.png"):
         assert (tmp_path / png).stat().st_size > 1000
         assert png in page
-    assert "MODELLED" in page and "0.981" in page and "gap to the frontier 0.00 points" in page
+    assert "MODELLED" in page and "98.10%" in page and "gap to the frontier 0.00 points" in page
 
 
 def test_baseline_runs_have_no_probability_figure(tmp_path):

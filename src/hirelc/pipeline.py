@@ -226,7 +226,8 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
     modelled costs."""
     from hirelc.export.packed import export_packed  # the file format is only needed here
 
-    with Progress(f"final fine-tune ({config.final_epochs} epochs)", unit="steps", enabled=progress) as bar:
+    epochs = f"{config.final_epochs} epoch{'s' if config.final_epochs != 1 else ''}"
+    with Progress(f"final fine-tune ({epochs})", unit="steps", enabled=progress) as bar:
         compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test",
                                                           on_step=lambda done, total: bar.update(done, total))
     artifacts = run.artifacts

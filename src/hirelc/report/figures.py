@@ -69,7 +69,7 @@ def plot_convergence(episodes: Sequence[Mapping[str, Any]], path: Path) -> Path 
     window = max(1, len(episodes) // 10)
     for ax, (key, title) in zip(axes, series):
         y = np.asarray([ep[key] for ep in episodes], dtype=float)
-        ax.plot(y, ".", alpha=0.4, markersize=3, label="each episode")
+        ax.plot(y, ".", alpha=0.5, markersize=3 if len(y) > 100 else 6, label="each episode")
         if window > 1:  # fewer than 20 episodes: the points alone
             ax.plot(_moving_average(y, window), linewidth=1.5, label=f"moving average ({window} episodes)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

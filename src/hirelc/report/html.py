@@ -91,7 +91,7 @@ def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: 
     config = config or {}
     shown = {**{k: v for k, v in config.items() if k in ("model", "data", "seed")}, **result}
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_fmt(shown[key]))}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_fmt_row(key, shown[key]))}</td></tr>"
         for key, label in SUMMARY_ROWS
         if key in shown
     )
@@ -172,6 +172,16 @@ def _pareto_summary(pareto: Mapping[str, Any]) -> str:
         text += (f" Search result {html.escape(str(placed.get('bits')))}: gap to the frontier "
                  f"{100 * placed['gap']:.2f} points.")
     return text + "</p>"
+
+
+def _fmt_row(key: str, value: Any) -> str:
+    """Accuracies in percent (as everywhere else in hirelc's output); a search that did not
+    converge says so rather than 'None'."""
+    if key.endswith("accuracy") and isinstance(value, (int, float)):
+        return f"{100 * value:.2f}%"
+    if key == "converged_at_episode" and value is None:
+        return "not converged"
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
