@@ -1,12 +1,14 @@
 """CPU threading defaults that stay cheap on a busy machine, and what was used (result.json).
 
 OpenMP worker threads that find no work spin before sleeping. On a machine whose cores are
-taken by other processes, a 2-thread fine-tune spent 8.4x the CPU time of a 1-thread one
-(79.4 s against 9.5 s for the same 300 steps, releq_lenet / mnist5k, 2 cores, one competing
-busy loop; benchmarks/threads_busy.py, RESULTS.md "Torch threads on a busy machine"). With
-OMP_WAIT_POLICY=PASSIVE idle workers sleep at once: the same fine-tune took 12.1 s of CPU.
-So `import hirelc` sets OMP_WAIT_POLICY=PASSIVE unless the user set it, and leaves torch's
-thread count (one per core) as it is.
+taken by other processes, a 2-thread fine-tune spent 6-11x the CPU time of a 1-thread one
+(79-114 s against 9.5-13 s for the same 300 steps, releq_lenet / mnist5k, 2 cores, one
+competing busy loop plus other jobs; benchmarks/threads_busy.py, RESULTS.md "Torch threads
+on a busy machine"). With OMP_WAIT_POLICY=PASSIVE idle workers sleep at once: the same
+2-thread fine-tune took 11.5-12.1 s of CPU. So `import hirelc` sets OMP_WAIT_POLICY=PASSIVE
+unless the user set it, and leaves torch's thread count (one per core) as it is: on an idle
+machine the second thread still shortens the wall time; on a busy one, set
+OMP_NUM_THREADS=1 (1 thread was also the faster in wall time there, see RESULTS.md).
 
 OpenMP reads the variable when torch loads it: it only takes effect when `hirelc` is
 imported before `torch` (always so for the `hirelc` command). HIRELC_THREADS_AUTO=0 leaves
