@@ -236,3 +236,10 @@ def test_lenet5_default_recipe_on_mnist5k() -> None:
     data = load_dataset("mnist5k")
     _, info = train_baseline("lenet5", data, progress=False, cache=False)
     assert info.test_accuracy >= 0.96, info.summary()
+
+
+def test_augmenting_signals_is_a_clear_error_and_plain_recipes_pass_them_through() -> None:
+    signals = torch.randn(4, 1, 40)
+    assert augment(signals, TrainRecipe(), torch.Generator()).equal(signals)
+    with pytest.raises(ValueError, match="needs images \\(B, C, H, W\\), got \\(4, 1, 40\\)"):
+        augment(signals, TrainRecipe(shift=2), torch.Generator())

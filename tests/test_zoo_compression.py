@@ -66,3 +66,21 @@ def test_zoo_model_packed_round_trip(name: str, tmp_path) -> None:
         assert n_after < n_before, f"{name}: nothing was removed ({n_after} of {n_before} parameters)"
     else:
         assert n_after == n_before
+
+
+def test_cnn1d_packed_round_trip_on_signals(tmp_path) -> None:
+    """The Conv1d model pruned and quantised on (B, 1, 40) signals: the loaded file computes the same."""
+    torch.manual_seed(0)
+    model = _randomize_batchnorms_(create_model("cnn1d", in_channels=1, num_classes=10, image_size=40)).eval()
+    x = torch.randn(4, 1, 40)
+    inv = inspect(model, x[:1])
+    plan = Plan.uniform(inv, bits=3, keep_ratio=0.5)
+    path = tmp_path / "cnn1d.hlc"
+    export_packed(model, plan, path, inventory=inv)
+    loaded = load_packed(path, like=create_model("cnn1d", 1, 10, 40)).eval()
+    reference = apply_plan(model, plan, inventory=inv).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), reference(x), rtol=0, atol=1e-5)
+    convs = [m for m in loaded.modules() if isinstance(m, nn.Conv1d)]
+    assert [c.out_channels for c in convs] == [16, 16, 32, 32]  # half of every prunable kernel's channels
+    assert [c.in_channels for c in convs] == [1, 16, 16, 32] and loaded.classifier[1].in_features == 32

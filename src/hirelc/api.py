@@ -45,14 +45,20 @@ def search(
         A plan already evaluated is served from the cache and ``evaluate`` is not called again.
     reference_accuracy: accuracy of the uncompressed model (ReLeQ's StateAcc denominator). Required.
     max_evaluations: the budget of real ``evaluate`` calls (CLI ``--max-evaluations``). Required.
-    method: "releq" (default), "uniform" or "random" (``hirelc.methods.list_methods()``).
+    method: "releq" (default), "uniform", "random", "greedy" or "tpe" (``hirelc.methods.list_methods()``).
     bits: bitwidth choices, default (2, 3, 4, 5, 8).
     seed: search seed, default 0 (same seed, same plan).
     journal: an object with ``append(record)`` / ``records()``; journaled evaluations are replayed.
     reward_params: ReLeQ reward shaping constants (a, b, th), default (0.2, 0.4, 0.4).
+    space: a `SpaceConfig` (default: bits only, from ``bits``; ``SpaceConfig()`` is the joint
+        bits x keep ratio x format x granularity space). ReLeQ searches bits only.
+    target: ``Target(compression=16)``, ``Target(size_bytes=...)`` or
+        ``Target(max_accuracy_drop=1.0)``; default none (ReLeQ's shaped reward decides).
+    sizes / damage: storage and damage models (``hirelc.evaluate.calibrate``).
     other keywords: method options, e.g. for "releq" agent="lstm"|"mlp",
         reward="shaped"|"ratio"|"difference", action_space="flexible"|"restricted"
-        (see ``hirelc.methods.releq`` ``ReLeQConfig``).
+        (``ReLeQConfig``); for "tpe" n_startup_trials, multivariate (``TPEConfig``).
+    Full reference: ``help(hirelc.methods.api.search)``.
 
     **A search job** — ``search(model=..., data=..., out="runs/x", ...)`` runs the whole
     pipeline (fp32 baseline, search on validation data, final fine-tune, test accuracy, packed
@@ -69,7 +75,11 @@ def search(
         max_evaluations=120, seed=0, split_seed=0, search_steps=20 (fine-tune steps per
         search evaluation; 0 = none), finetune_batch_size=64, final_epochs=4,
         finetune_lr=3e-4, train_epochs=None (the model's recipe), device="cpu",
-        options={} (method options as above).
+        options={} (method options as above), space=None (a ``SpaceConfig.to_dict()``;
+        None: bits only for releq and for uniform/random without a target, joint otherwise),
+        and at most one target: target_compression=None (x below fp32, whole-model storage),
+        target_size=None (bytes or "64KB"), max_accuracy_drop=None (points of validation
+        accuracy below fp32).
     run flags: resume=False (continue the run in ``out``), force=False (overwrite it),
         progress=True (progress on stderr: a bar on a terminal, periodic lines otherwise).
 

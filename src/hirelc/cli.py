@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=True, highlight=False)
+BITS_ONLY_DEFAULT = "2,3,4,5,8"  # the public ReLeQ code's bit set
 out = Console(highlight=False)
 
 EXAMPLES = """examples:
@@ -72,7 +73,7 @@ class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or any(action.default is d for d in (None, False, argparse.SUPPRESS)) or not action.option_strings:
+        if "(default" in text or any(action.default is d for d in (None, False, argparse.SUPPRESS)) or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -130,7 +131,8 @@ def _args_export(p: argparse.ArgumentParser) -> None:
 def _args_search_common(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--bits", default="2,3,4,5,8", help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8")
+    p.add_argument("--bits", default=BITS_ONLY_DEFAULT, help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8 "
+                                                            "(joint space default: 2,3,4,5,6,8)")
     p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
     p.add_argument("--search-steps", "--steps", dest="steps", metavar="N", type=int, default=20,
                    help="fine-tune steps per search evaluation (0 = none; --steps is the old spelling)")
@@ -138,7 +140,19 @@ def _args_search_common(p: argparse.ArgumentParser) -> None:
 
 def _args_search(p: argparse.ArgumentParser) -> None:
     _args_search_common(p)
-    p.add_argument("--method", default="releq", help="releq | uniform | random")
+    p.add_argument("--method", default="releq", help="releq (bits only) | uniform | random | greedy | tpe")
+    p.add_argument("--space", default="auto", choices=("auto", "bits", "joint"),
+                   help="bits: bit-widths only; joint: bits x keep x format x granularity; auto: bits for "
+                        "releq, and for uniform/random without a size target; joint otherwise")
+    p.add_argument("--keep", help="keep-ratio choices of the joint space (default 1,.875,.75,.625,.5,.375,.25)")
+    p.add_argument("--formats", help="number formats of the joint space (default int_sym,int_asym,pow2,float)")
+    p.add_argument("--granularity", help="granularities of the joint space "
+                                         "(default per_tensor,per_channel,per_group:32)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-compression", help="whole-model storage at least X times below fp32, e.g. 16")
+    target.add_argument("--target-size", help="whole-model storage at most this size, e.g. 64KB")
+    target.add_argument("--max-accuracy-drop", type=float,
+                        help="validation accuracy at most P points below fp32; the smallest such plan wins")
     p.add_argument("--max-evaluations", "--budget", dest="budget", metavar="N", type=int, default=120,
                    help="maximum real evaluations (each a compress + short fine-tune + validation pass; "
                    "cached and replayed ones are free; --budget is the old spelling)")
@@ -322,7 +336,9 @@ def _cmd_search(args: argparse.Namespace) -> None:
     options = {k: v for k, v in (("agent", args.agent), ("reward", args.reward),
                                  ("action_space", args.action_space)) if v is not None}
     config = _job(args, method=args.method, bits=_bits(args.bits), max_evaluations=args.budget,
-                  search_steps=args.steps, final_epochs=args.final_epochs, options=options)
+                  search_steps=args.steps, final_epochs=args.final_epochs, options=options, space=_space(args),
+                  target_compression=args.target_compression, target_size=args.target_size,
+                  max_accuracy_drop=args.max_accuracy_drop)
     result = run_job(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet, log=_log(args))
     _finish_run(args.out, result, report=not args.no_report)
 
@@ -340,7 +356,7 @@ def _cmd_resume(args: argparse.Namespace) -> None:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> None:
-    from hirelc.pipeline import run_pareto
+    from hirelc.pareto_job import run_pareto
     from hirelc.report import write_report
 
     config = _job(args, bits=_bits(args.bits), search_steps=args.steps)
@@ -372,6 +388,7 @@ SUMMARY_KEYS = [
     ("bits", "bits per layer"),
     ("param_weighted_avg_bits", "parameter-weighted avg bits"),
     ("compression_ratio", "compression (fp32 state_dict file / packed file, measured)"),
+    ("target_summary", "target"),
     ("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled)"),
     ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (modelled)"),
     ("real_evaluations", "real evaluations"),
@@ -381,12 +398,28 @@ SUMMARY_KEYS = [
 
 
 def _finish_run(run: str, result: dict[str, Any], report: bool) -> None:
+    result = result | {"target_summary": _target_line(result)}
     _print_table(f"{result['method']} on {result['model']} / {result['data']} (seed {result['seed']})",
                  {label: result[key] for key, label in SUMMARY_KEYS if key in result})
     if report:
         from hirelc.report import write_report
 
         out.print(f"report: {write_report(run)}")
+
+
+def _target_line(result: dict[str, Any]) -> str:
+    """'compression >= 16x: met (17.1x measured on the packed data)' or 'none'."""
+    target, size = result.get("target") or {}, result.get("size") or {}
+    kind = target.get("kind")
+    if kind is None:
+        return "none (ReLeQ shaped reward)"
+    if kind == "max_accuracy_drop":
+        met = result.get("target_met")
+        return f"validation accuracy within {target['max_accuracy_drop']:g} point of fp32: {'met' if met else 'NOT met'}"
+    met = result.get("target_met_by_file")
+    ratio = size.get("compression_vs_fp32_tensors", float("nan"))
+    return (f"storage <= {target['max_bytes']:,} B: {'met' if met else 'NOT met'} "
+            f"({size.get('packed_data_bytes', 0):,} B packed data, {ratio:.2f}x vs fp32 tensors)")
 
 
 def _print_table(title: str, rows: dict[str, Any]) -> None:
@@ -417,6 +450,22 @@ def _eval_rows(r: dict[str, Any]) -> dict[str, str]:
 def _steps_text(fidelity: str) -> str:
     """'short-20' (a fidelity key) -> '20 steps'; 'none' -> 'none'."""
     return f"{fidelity.split('-', 1)[1]} steps" if fidelity.startswith("short-") else fidelity
+
+
+def _space(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The search space asked on the command line (None: the method's default)."""
+    from hirelc.methods.space import SpaceConfig
+
+    joint_flags = {k: getattr(args, k) for k in ("keep", "formats", "granularity") if getattr(args, k)}
+    if args.space == "bits":
+        if joint_flags:
+            raise ValueError(f"--space bits takes no {', '.join('--' + k for k in joint_flags)}")
+        return SpaceConfig.bits_only(_bits(args.bits)).to_dict()
+    if args.space == "joint" or joint_flags:
+        bits = args.bits if args.bits != BITS_ONLY_DEFAULT else None  # joint default bits unless given
+        return SpaceConfig.parse(bits=bits, keep=args.keep, formats=args.formats,
+                                 granularity=args.granularity).to_dict()
+    return None
 
 
 def _bits(text: str) -> tuple[int, ...]:

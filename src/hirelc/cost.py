@@ -114,6 +114,19 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     return shapes
 
 
+def kept_units(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, int]:
+    """Kept units (channels or heads) of every output-channel group under `plan`: the group
+    id (`prune_group`, or the kernel's own name) -> units kept, by the rule of `kept_shapes`.
+
+    >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g")
+    >>> b = LayerSpec("b", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g")
+    >>> kept_units([a, b], {"a": LayerConfig(4, keep_ratio=0.25), "b": LayerConfig(4, keep_ratio=0.5)})
+    {'g': 4}
+    """
+    units = {s.prune_group or s.name: prune_units(s) for s in specs}
+    return {g: int(frac * units[g]) for g, frac in _group_fractions(specs, plan).items()}
+
+
 def _group_fractions(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, Fraction]:
     asked: dict[str, Fraction] = {}
     for s in specs:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -36,9 +35,12 @@ from hirelc.paths import cache_dir
 from hirelc.plan import Plan
 from hirelc.progress import Progress
 from hirelc.threads import thread_settings
-from hirelc.rundir import RunDir, atomic_write_text
-from hirelc.methods.api import list_methods, search
+from hirelc.rundir import RunDir
+from hirelc.guidance import Guidance, measure_guidance
+from hirelc.methods.api import method_config, method_spec, search
 from hirelc.methods.problem import validate_bits
+from hirelc.methods.space import SpaceConfig
+from hirelc.methods.target import Target
 from hirelc.train import TrainInfo, resolve_device, train_baseline
 from hirelc.zoo import default_recipe
 
@@ -72,11 +74,16 @@ class JobConfig:
     train_epochs: int | None = None  # None: the model's registered recipe
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)  # method options (e.g. agent="mlp")
+    space: dict[str, Any] | None = None  # SpaceConfig.to_dict(); None: see `space_config`
+    target_compression: float | None = None  # x vs fp32, whole-model storage
+    target_size: int | str | None = None  # bytes, or e.g. "64KB"
+    max_accuracy_drop: float | None = None  # points of validation accuracy
 
     def __post_init__(self) -> None:
         self.bits = validate_bits(self.bits)
-        if self.method not in list_methods():
-            raise ValueError(f"unknown search method {self.method!r}; available: {list_methods()}")
+        method_config(self.method, **self.options)  # unknown method / bad option: fails before any work
+        self.target  # noqa: B018 -- validates the target fields
+        method_spec(self.method).check(self.space_config, self.target)
         for name in ("max_evaluations", "final_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -84,6 +91,22 @@ class JobConfig:
             raise ValueError(f"search_steps must be >= 0, got {self.search_steps}")
         if not (isinstance(self.finetune_lr, (int, float)) and 0 < self.finetune_lr < 1):
             raise ValueError(f"finetune_lr must be a learning rate in (0, 1), got {self.finetune_lr!r}")
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(compression=self.target_compression, size=self.target_size,
+                            max_accuracy_drop=self.max_accuracy_drop)
+
+    @property
+    def space_config(self) -> SpaceConfig:
+        """`space` if given; else bits only (from `bits`) for releq, and for uniform/random
+        without a size target (the seed-000 baselines); the joint HiReLC space otherwise."""
+        if self.space is not None:
+            return SpaceConfig.from_dict(self.space)
+        sized = self.target.max_bytes(1 << 40) is not None
+        if method_spec(self.method).bits_only or (self.method in ("uniform", "random") and not sized):
+            return SpaceConfig.bits_only(self.bits)
+        return SpaceConfig()
 
     @property
     def search_fidelity(self) -> Fidelity:
@@ -106,11 +129,12 @@ class Prepared:
     train_info: TrainInfo | None  # None for a user's own, already trained model
     inventory: Inventory
     evaluator: Evaluator
+    guidance: Guidance
 
 
 def prepare(
     config: JobConfig, progress: bool = True, log: Log = print, *,
-    model: nn.Module | None = None, data: DataSplits | None = None,
+    model: nn.Module | None = None, data: DataSplits | None = None, run_dir: RunDir | None = None,
 ) -> Prepared:
     """Load the data, train (or load the cached) fp32 baseline, inspect it, and build the
     cached evaluator. The disk cache of evaluations is shared by all jobs on this machine.
@@ -126,9 +150,12 @@ def prepare(
         log(f"fp32 baseline: {info.summary()}")
     model = model.to(resolve_device(config.device)).eval()
     inventory = inspect(model, data.example_input().to(next(model.parameters()).device))
+    guidance = measure_guidance(model, data, inventory, config.space_config, config.target, config.method,
+                                seed=config.split_seed, run_dir=run_dir)
     evaluator = Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
-                          finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations")
-    return Prepared(data, model, info, inventory, evaluator)
+                          finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations",
+                          importance=guidance.importance)
+    return Prepared(data, model, info, inventory, evaluator, guidance)
 
 
 def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log, **objects: Any) -> Prepared:
@@ -136,7 +163,7 @@ def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log
     behind: a directory holding only config.json is removed so the corrected command can
     reuse it. A run with journaled evaluations is kept as it is."""
     try:
-        return prepare(config, progress=progress, log=log, **objects)
+        return prepare(config, progress=progress, log=log, run_dir=run, **objects)
     except BaseException:
         run.discard_if_unused()
         raise
@@ -171,13 +198,16 @@ def run_job(
     replayed = len(run.journal)
     if replayed:
         log(f"resuming: {replayed} journaled evaluations will be replayed, not recomputed")
-    log(f"searching: {config.method}, bits {list(config.bits)}, budget {config.max_evaluations} real evaluations "
-        f"at fidelity {config.search_fidelity} on validation data ({prep.data.sizes()['val']} images)")
+    space, target = config.space_config, config.target
+    log(f"searching: {config.method}, space {_describe_space(space)}, target {target.describe()}, "
+        f"budget {config.max_evaluations} real evaluations at fidelity {config.search_fidelity} "
+        f"on validation data ({prep.data.sizes()['val']} images)")
     with _evaluation_progress(progress, config.max_evaluations, replayed) as tick:
         found = search(
             list(prep.inventory), _val_evaluate_fn(prep.evaluator, config.search_fidelity, tick),
             method=config.method, bits=config.bits, reference_accuracy=reference,
-            max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal, **config.options,
+            max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal,
+            space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage, **config.options,
         )
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run, progress=progress)
@@ -189,6 +219,13 @@ def run_job(
     result.update(thread_settings())
     run.write_result(result)
     return result
+
+
+def _describe_space(space: SpaceConfig) -> str:
+    if space.is_bits_only:
+        return f"bits {list(space.bits)}"
+    return (f"bits {list(space.bits)} x keep {list(space.keep_ratios)} x formats {list(space.formats)} "
+            f"x granularity {list(space.granularities)}")
 
 
 def _val_evaluate_fn(
@@ -224,7 +261,7 @@ def _evaluation_progress(show: bool, budget: int, done: int, label: str = "searc
 def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
     """Final fine-tune of the chosen plan, test accuracy, packed export, measured sizes and
     modelled costs."""
-    from hirelc.export.packed import export_packed  # the file format is only needed here
+    from hirelc.export.packed import export_packed, read_layout  # the file format is only needed here
 
     epochs = f"{config.final_epochs} epoch{'s' if config.final_epochs != 1 else ''}"
     with Progress(f"final fine-tune ({epochs})", unit="steps", enabled=progress) as bar:
@@ -235,6 +272,8 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
     export_packed(compressed, plan, artifacts.model)
     fp32_bytes = state_dict_bytes(prep.model)
     packed = artifacts.model.stat().st_size
+    data_bytes = read_layout(artifacts.model).data_bytes
+    sizes = prep.guidance.sizes
     baseline = prep.evaluator.reference("test").accuracy
     return {
         "model": config.model, "data": config.data, "method": config.method, "seed": config.seed,
@@ -247,8 +286,25 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
         "final_status": final.status,
         "packed_file": artifacts.model.name, "packed_bytes": packed, "fp32_state_dict_bytes": fp32_bytes,
         "compression_ratio": fp32_bytes / packed,
+        "size": {
+            "packed_data_bytes": data_bytes, "packed_file_bytes": packed,
+            "storage_model_bytes": sizes.nbytes(plan), "fp32_tensor_bytes": sizes.fp32_bytes,
+            "compression_vs_fp32_tensors": sizes.fp32_bytes / data_bytes,
+            "storage_model_matches_file": sizes.nbytes(plan) == data_bytes,
+        },
+        **_target_summary(config, sizes, data_bytes),
         **plan_costs(prep.inventory, plan),
     }
+
+
+def _target_summary(config: JobConfig, sizes: Any, data_bytes: int) -> dict[str, Any]:
+    """The target and whether the exported file meets it (size targets: measured on the
+    packed file's data section, the quantity the search budgeted)."""
+    target = config.target
+    budget = target.max_bytes(sizes.fp32_bytes)
+    return {"target": target.to_dict() | {"max_bytes": budget},
+            "target_met_by_file": None if budget is None else data_bytes <= budget,
+            "space": config.space_config.to_dict()}
 
 
 def plan_costs(specs: Inventory | list, plan: Plan) -> dict[str, float]:
@@ -272,6 +328,7 @@ def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: fl
         "real_evaluations": found.n_evaluations,
         "replayed_evaluations": sum(ev.replayed for ev in found.history),
         "evaluations_to_best": found.evaluations_to_best,
+        "target_met": found.target_met,
         "converged_at_episode": found.converged_at,
         "stop_reason": found.stop_reason,
         "finetune_steps": prep.evaluator.finetune_steps,
@@ -303,39 +360,3 @@ def eval_plan(prep: Prepared, plan: Plan, fidelity: Fidelity, split: str = "val"
     before = prep.evaluator.evaluate(plan, Fidelity.none(), split=split)
     after = prep.evaluator.evaluate(plan, fidelity, split=split) if fidelity.finetunes else before
     return before, after
-
-
-def run_pareto(
-    config: JobConfig, out: str | Path, *, place: str | Path | None = None, limit: int | None = None,
-    force_space: bool = False, resume: bool = False, progress: bool = True, log: Log = print,
-) -> dict[str, Any]:
-    """Enumerate every bitwidth configuration at the search fidelity on validation data
-    (seed 000 §4.2), mark the frontier, place a search result on it, write pareto.json."""
-    from hirelc.methods.ledger import EvaluationLedger
-    from hirelc.methods.pareto import DEFAULT_SPACE_LIMIT, enumerate_space, frontier_gap, pareto_frontier, space_size
-    from hirelc.methods.problem import SearchProblem
-
-    placed_plan = Plan.from_dict(RunDir(place).read_result()["plan"]) if place is not None else None  # fail early
-    run = RunDir(out).create(config.to_dict() | {"job": "pareto"}, resume=resume, force=False)
-    prep = _prepare_or_discard(run, config, progress, log)
-    problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
-    total = space_size(len(problem.layers), len(problem.bits))
-    # The expected duration is announced after the first real evaluation (measured on it).
-    with _evaluation_progress(progress, total, len(run.journal), label="pareto", announce=True) as tick:
-        ledger = EvaluationLedger(_val_evaluate_fn(prep.evaluator, config.search_fidelity, tick), max(total, 1),
-                                  run.journal)
-        log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
-        points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space)
-    frontier = pareto_frontier(points)
-    data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
-            "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
-    if placed_plan is not None:
-        point = next((p for p in points if list(p.bits) == placed_plan.bits()), None)
-        if point is None:
-            raise ValueError(f"the plan in {place} (bits {placed_plan.bits()}) is not in the enumerated "
-                             f"space {list(config.bits)}^{len(problem.layers)}: was it searched on another model or bit set?")
-        data["placed"] = point.to_dict() | {"gap": frontier_gap(point, frontier), "from": str(place),
-                                             "label": f"search result {list(point.bits)}"}
-    atomic_write_text(Path(out) / "pareto.json", json.dumps(data, indent=1))
-    return data
-

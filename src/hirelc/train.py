@@ -344,6 +344,12 @@ def augment(images: torch.Tensor, recipe: TrainRecipe, rng: torch.Generator) -> 
     >>> augment(x, TrainRecipe(), torch.Generator()).equal(x)
     True
     """
+    wanted = recipe.rotate > 0 or recipe.scale > 0 or recipe.shift > 0 or recipe.hflip
+    if wanted and images.dim() != 4:
+        raise ValueError(
+            f"the recipe's augmentation (shift/rotate/scale/hflip) needs images (B, C, H, W), got "
+            f"{tuple(images.shape)}; set them to 0/False in the recipe for 1-D signals"
+        )
     if recipe.rotate > 0 or recipe.scale > 0:
         images = _rotate_zoom(images, recipe.rotate, recipe.scale, rng)
     if recipe.shift > 0:

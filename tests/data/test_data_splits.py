@@ -111,8 +111,8 @@ def test_unstratifiable_labels_fall_back_to_plain_split() -> None:
 
 
 def test_rawdata_and_datasplits_validate_shapes() -> None:
-    with pytest.raises(ValueError, match="must be \\(N, C, H, W\\)"):
-        RawData(np.zeros((4, 2, 2)), np.zeros(4, int))
+    with pytest.raises(ValueError, match="must be images \\(N, C, H, W\\) or signals \\(N, C, L\\)"):
+        RawData(np.zeros((4, 2)), np.zeros(4, int))
     with pytest.raises(ValueError, match="need 4 labels"):
         RawData(np.zeros((4, 1, 2, 2)), np.zeros(3, int))
     good = TensorDataset(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.int64))

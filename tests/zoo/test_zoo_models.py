@@ -119,3 +119,39 @@ def test_attention_heads_can_be_removed() -> None:
         masked_proj[:, [c for c in range(32) if c not in cols.tolist()]] = 0
         attn.proj.weight.copy_(masked_proj)
     torch.testing.assert_close(pruned(x), attn(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cnn1d_has_exactly_five_kernels_and_takes_signals_of_any_length() -> None:
+    from hirelc.inventory import inspect
+
+    model = create_model("cnn1d", in_channels=1, num_classes=10, image_size=40).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (1, 32, (5,), (1,)), (32, 32, (3,), (2,)), (32, 64, (3,), (2,)), (64, 64, (3,), (2,)),
+    ]
+    inv = inspect(model, torch.randn(2, 1, 40))
+    assert [(s.name, s.kind) for s in inv] == [
+        ("features.0", "conv1d"), ("features.3", "conv1d"), ("features.6", "conv1d"), ("features.9", "conv1d"),
+        ("classifier.1", "linear"),
+    ]
+    assert inv.prunable_names() == ["features.0", "features.3", "features.6", "features.9"]
+    assert inv.spec("features.3").n_macs == 20 * 32 * 32 * 3  # 40 samples -> 20 after stride 2
+    assert model(torch.randn(3, 1, 100)).shape == (3, 10)
+    with pytest.raises(ValueError, match="widths must be four positive integers"):
+        type(model)(1, 10, widths=(8, 8, 8))
+
+
+def test_cnn1d_reads_images_as_raster_scanned_signals() -> None:
+    model = create_model("cnn1d", in_channels=2, num_classes=4, image_size=8).eval()
+    images = torch.randn(3, 2, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), model(images.reshape(3, 2, 64)), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_cnn1d_recipe_reaches_90_percent_on_mnist1d() -> None:
+    from hirelc.data import load_dataset
+    from hirelc.train import train_baseline
+
+    _, info = train_baseline("cnn1d", load_dataset("mnist1d"), seed=0, progress=False, cache=False)
+    assert info.test_accuracy >= 0.90 and info.val_accuracy >= 0.90, info.summary()

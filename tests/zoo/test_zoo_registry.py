@@ -13,7 +13,7 @@ from hirelc.importing import import_object, is_import_string
 from hirelc.zoo import TrainRecipe, create_model, default_recipe, get_model_entry, list_models, register_model
 from hirelc.zoo import registry
 
-EXPECTED = ["lenet5", "mobilenetv2", "releq_lenet", "resnet20", "simplenet", "vgg11", "vit_tiny"]
+EXPECTED = ["cnn1d", "lenet5", "mobilenetv2", "releq_lenet", "resnet20", "simplenet", "vgg11", "vit_tiny"]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_every_model_has_a_description_and_recipe() -> None:
 
 
 def test_unknown_model_and_bad_shapes() -> None:
-    with pytest.raises(ValueError, match="unknown model 'resnet21'; registered: lenet5, "):
+    with pytest.raises(ValueError, match="unknown model 'resnet21'; registered: cnn1d, lenet5, "):
         create_model("resnet21")
     with pytest.raises(ValueError, match="in_channels must be a positive integer"):
         create_model("lenet5", in_channels=0)

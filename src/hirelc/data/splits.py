@@ -6,6 +6,9 @@ stratified `val_fraction` of the remaining training pool becomes validation, ima
 scaled to [0, 1] and normalised per channel with the *training* split's mean and std.
 Everything is deterministic given the seed.
 
+Examples are images (N, C, H, W) or 1-D signals (N, C, L), e.g. `mnist1d`'s (N, 1, 40); for
+signals `image_size` is the signal length and everything else works the same way.
+
 >>> import numpy as np
 >>> raw = RawData(images=np.zeros((50, 1, 8, 8), np.uint8), labels=np.arange(50) % 5)
 >>> make_splits(raw, name="toy", seed=0, val_fraction=0.2, test_fraction=0.2).sizes()
@@ -27,9 +30,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class RawData:
-    """Images as read from a source, before splitting and normalisation.
+    """Images (or 1-D signals) as read from a source, before splitting and normalisation.
 
-    images: (N, C, H, W) array with values in [0, max_value]; labels: (N,) integers in
+    images: (N, C, H, W) images or (N, C, L) signals, values in [0, max_value] (signals that
+    are already standardised use max_value=1); labels: (N,) integers in
     [0, num_classes). `test_images`/`test_labels` hold the source's official test split,
     when it has one.
     """
@@ -51,7 +55,7 @@ class RawData:
             if self.test_images.shape[1:] != self.images.shape[1:]:
                 raise ValueError(
                     f"RawData: test images are {self.test_images.shape[1:]}, "
-                    f"training images {self.images.shape[1:]} (C, H, W must match)"
+                    f"training images {self.images.shape[1:]} (C, H, W or C, L must match)"
                 )
         if self.num_classes is None:
             self.num_classes = int(max(self.labels.max(), _max_or(self.test_labels, 0))) + 1
@@ -62,8 +66,10 @@ def _max_or(array: np.ndarray | None, default: int) -> int:
 
 
 def _check_images_labels(images: np.ndarray, labels: np.ndarray | None, what: str) -> None:
-    if images.ndim != 4:
-        raise ValueError(f"RawData: {what} must be (N, C, H, W), got shape {images.shape}")
+    if images.ndim not in (3, 4):
+        raise ValueError(
+            f"RawData: {what} must be images (N, C, H, W) or signals (N, C, L), got shape {images.shape}"
+        )
     if labels is None or labels.ndim != 1 or len(labels) != len(images):
         got = None if labels is None else labels.shape
         raise ValueError(f"RawData: {len(images)} {what} need {len(images)} labels (N,), got {got}")
@@ -75,8 +81,9 @@ def _check_images_labels(images: np.ndarray, labels: np.ndarray | None, what: st
 class DataSplits:
     """Train / validation / test splits of one dataset, ready for a model.
 
-    Each split is a `TensorDataset(images, labels)`: images float32 (N, C, H, W), normalised
-    per channel with the training split's `mean`/`std`; labels int64 (N,). The search sees
+    Each split is a `TensorDataset(images, labels)`: images float32 (N, C, H, W) with
+    H = W = `image_size`, or 1-D signals (N, C, L) with L = `image_size`; normalised per
+    channel with the training split's `mean`/`std`; labels int64 (N,). The search sees
     `val` only; final numbers are reported on `test`.
 
     >>> from hirelc.data import load_dataset
@@ -111,10 +118,11 @@ class DataSplits:
         if not isinstance(dataset, TensorDataset) or len(dataset.tensors) != 2:
             raise TypeError(f"{where}: expected TensorDataset(images, labels), got {type(dataset).__name__}")
         images, labels = dataset.tensors
-        expected = (self.in_channels, self.image_size, self.image_size)
-        if images.dtype != torch.float32 or images.dim() != 4 or tuple(images.shape[1:]) != expected:
+        expected = self.input_shape if images.dim() == len(self.input_shape) + 1 else None
+        if images.dtype != torch.float32 or expected is None or tuple(images.shape[1:]) != expected:
+            shape = self.input_shape
             raise ValueError(
-                f"{where}: images must be float32 (N, {', '.join(map(str, expected))}), "
+                f"{where}: images must be float32 (N, {', '.join(map(str, shape))}), "
                 f"got {images.dtype} {tuple(images.shape)}"
             )
         if labels.dtype != torch.int64 or labels.dim() != 1:
@@ -124,6 +132,21 @@ class DataSplits:
                 f"{where}: labels must be in [0, {self.num_classes}), "
                 f"got [{int(labels.min())}, {int(labels.max())}]"
             )
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images (N, C, H, W), 1 for signals (N, C, L); read from the training split."""
+        return 1 if self.train.tensors[0].dim() == 3 else 2
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: (C, image_size, image_size), or (C, L) for signals.
+
+        >>> from hirelc.data import load_dataset
+        >>> load_dataset("digits").input_shape
+        (1, 8, 8)
+        """
+        return (self.in_channels,) + (self.image_size,) * self.spatial_dims
 
     def sizes(self) -> dict[str, int]:
         """Number of examples per split, e.g. {'train': 3000, 'val': 1000, 'test': 1000}."""
@@ -137,7 +160,7 @@ class DataSplits:
         'mnist5k (split seed 0): train 3,000 / val 1,000 / test 1,000; 10 classes; 1x28x28'
         """
         sizes = " / ".join(f"{split} {n:,}" for split, n in self.sizes().items())
-        shape = f"{self.in_channels}x{self.image_size}x{self.image_size}"
+        shape = "x".join(map(str, self.input_shape))
         return f"{self.name} (split seed {self.seed}): {sizes}; {self.num_classes} classes; {shape}"
 
     def __str__(self) -> str:
@@ -166,7 +189,7 @@ class DataSplits:
         return batch_loader(self.split(split), batch_size, shuffle, seed, drop_last)
 
     def example_input(self, n: int = 1) -> torch.Tensor:
-        """The first `n` validation images, (n, C, H, W): handy for `hirelc.inspect`."""
+        """The first `n` validation examples, (n, *input_shape): handy for `hirelc.inspect`."""
         return self.val.tensors[0][:n].clone()
 
     def fingerprint(self) -> str:
@@ -207,7 +230,7 @@ def make_splits(
     `test_fraction` must be None when `raw` has an official test split.
     """
     _check_fraction("val_fraction", val_fraction)
-    height, width = raw.images.shape[2:]
+    height, width = raw.images.shape[-2:] if raw.images.ndim == 4 else (1, 1)  # signals need no squaring
     if height != width and image_size is None:
         raise ValueError(
             f"dataset {name!r}: images are {width}x{height}; pass image_size to make them square"
@@ -232,8 +255,9 @@ def make_splits(
         "test": _to_tensor(test_x, raw.max_value, image_size),
     }
     mean, std = _channel_stats(tensors["train"])
+    per_channel = (1, -1) + (1,) * (tensors["train"].dim() - 2)  # (1, C, 1, 1) or (1, C, 1)
     for images in tensors.values():
-        images.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+        images.sub_(mean.view(per_channel)).div_(std.view(per_channel))
     ys = {"train": labels[train_idx], "val": labels[val_idx], "test": test_y}
     datasets = {s: TensorDataset(tensors[s], torch.from_numpy(np.ascontiguousarray(ys[s]))) for s in SPLITS}
     first = tensors["train"]
@@ -279,15 +303,18 @@ def stratified_split(
 
 def _to_tensor(images: np.ndarray, max_value: float, image_size: int | None) -> torch.Tensor:
     # torch.tensor copies: the raw arrays may be shared (cached) and must not be normalised in place.
-    x = torch.tensor(np.asarray(images), dtype=torch.float32).div_(float(max_value))  # (N, C, H, W)
-    if image_size is not None and tuple(x.shape[2:]) != (image_size, image_size) and len(x):
-        size = (image_size, image_size)
+    x = torch.tensor(np.asarray(images), dtype=torch.float32).div_(float(max_value))  # (N, C, H, W) | (N, C, L)
+    size = (image_size,) * (x.dim() - 2) if image_size is not None else None
+    if size is not None and tuple(x.shape[2:]) != size and len(x):
+        if x.dim() == 3:  # signals: linear resampling to image_size samples
+            return F.interpolate(x, size=size, mode="linear", align_corners=False)
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     return x
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = images.mean(dim=(0, 2, 3))  # (C,)
-    std = images.std(dim=(0, 2, 3))
+    dims = (0, *range(2, images.dim()))  # all but the channel axis
+    mean = images.mean(dim=dims)  # (C,)
+    std = images.std(dim=dims)
     # A constant channel would divide by zero; leave its scale alone instead.
     return mean, torch.where(std > 1e-8, std, torch.ones_like(std))

@@ -1,13 +1,14 @@
-"""`search(layers, evaluate, ...)`: model-free bitwidth search over any layer list and any
+"""`search(layers, evaluate, ...)`: model-free search over any kernel list and any
 `plan -> accuracy` function.
 
-Methods are registered by name (`list_methods()`); all share one `EvaluationLedger`
-(cache, budget, journal) and one selection rule, so their results compare like for like:
+Methods are registered by name (`list_methods()`), each with a typed options dataclass
+validated before any work (`method_config`). All share one `EvaluationLedger` (cache,
+budget, journal), one `SearchProblem` (space, target, repair) and one selection rule, so
+their results compare like for like:
 
-    best plan = argmax over every real evaluation of the search of
-                (shaped reward of seed 000 §2.4, then lower StateQ, then earlier)
-
-(below the accuracy threshold every plan scores -1 and the most accurate one wins).
+    best plan = argmax over every real evaluation of the search of problem.selection_key
+                (with a target: feasible first, then accuracy or size; without one: the
+                shaped reward of seed 000 §2.4, then lower StateQ, then earlier)
 
 Every method stops gracefully when the budget is spent (the best plan so far is
 returned); ReLeQ also stops once its policy has converged (`converged_at`).
@@ -16,34 +17,109 @@ returned); ReLeQ also stops once its policy has converged (`converged_at`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hirelc.inventory.spec import LayerSpec
-from hirelc.methods.baselines import run_random, run_uniform
+from hirelc.methods.baselines import GreedySearch, NoOptions, RandomSearch, UniformSearch
+from hirelc.methods.damage import DamageModel
+from hirelc.methods.driver import drive
 from hirelc.methods.ledger import EvaluateFn, EvaluationLedger, JournalLike
 from hirelc.methods.problem import DEFAULT_BITS, SearchProblem
 from hirelc.methods.releq.reward import RewardParams
 from hirelc.methods.result import MethodOutcome, SearchResult
-
-MethodFn = Callable[..., MethodOutcome]  # (problem, ledger, seed, **options) -> MethodOutcome
-
-
-def _releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:
-    from hirelc.methods.releq.runner import run_releq  # torch + SB3 only when used
-
-    return run_releq(problem, ledger, seed, **options)
+from hirelc.methods.sizing import SizeModel
+from hirelc.methods.space import SearchSpace, SpaceConfig
+from hirelc.methods.target import Target
 
 
-METHODS: dict[str, MethodFn] = {"releq": _releq, "uniform": run_uniform, "random": run_random}
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered search method: its options type and how to run it."""
+
+    name: str
+    description: str
+    options: Callable[..., Any]  # **options -> a validated config object
+    run: Callable[[SearchProblem, EvaluationLedger, int, Any], MethodOutcome]
+    bits_only: bool = False  # searches bit-widths only (ReLeQ)
+    needs_size_target: bool = False  # allocates a size budget (greedy)
+
+    def check(self, space: SpaceConfig | None, target: Target) -> None:
+        """Raise ValueError when this method cannot search `space` for `target`."""
+        if self.bits_only and space is not None and not space.is_bits_only:
+            raise ValueError(f"method {self.name!r} searches bit-widths only; drop --keep/--formats/--granularity "
+                             "(use --bits) or use a joint-space method (uniform, random, greedy, tpe)")
+        if self.needs_size_target and target.max_bytes(1 << 40) is None:
+            raise ValueError(f"method {self.name!r} allocates a size budget: give --target-compression or "
+                             "--target-size (API: target=Target(compression=...))")
+
+
+def _ask_tell(proposer_type: type) -> Callable[[SearchProblem, EvaluationLedger, int, Any], MethodOutcome]:
+    def run(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: Any) -> MethodOutcome:
+        return drive(proposer_type(problem, config, seed), problem, ledger)
+
+    return run
+
+
+def _releq_options(**options: Any) -> Any:
+    from hirelc.methods.releq.runner import ReLeQConfig  # torch + SB3 only when used
+
+    return ReLeQConfig.from_options(**options)
+
+
+def _releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: Any) -> MethodOutcome:
+    from hirelc.methods.releq.runner import run_releq
+
+    return run_releq(problem, ledger, seed, config)
+
+
+def _tpe_options(**options: Any) -> Any:
+    from hirelc.methods.tpe import TPEConfig
+
+    return TPEConfig.from_options(**options)
+
+
+def _tpe(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: Any) -> MethodOutcome:
+    from hirelc.methods.tpe import TPESearch  # optuna only when used
+
+    return drive(TPESearch(problem, config, seed), problem, ledger)
+
+
+METHODS: dict[str, MethodSpec] = {m.name: m for m in (
+    MethodSpec("releq", "ReLeQ: PPO + LSTM agent picks each layer's bit-width (seed 000)", _releq_options, _releq,
+               bits_only=True),
+    MethodSpec("uniform", "the same setting on every kernel, largest first", NoOptions.from_options,
+               _ask_tell(UniformSearch)),
+    MethodSpec("random", "distinct random plans of the space, repaired to the target", NoOptions.from_options,
+               _ask_tell(RandomSearch)),
+    MethodSpec("greedy", "Fisher-guided knapsack allocation (HAWQ-style), one plan", NoOptions.from_options,
+               _ask_tell(GreedySearch), needs_size_target=True),
+    MethodSpec("tpe", "Optuna TPE over the same choices, repaired to the target", _tpe_options, _tpe),
+)}
 
 
 def list_methods() -> list[str]:
     """Names accepted by `search(method=...)`.
 
     >>> list_methods()
-    ['random', 'releq', 'uniform']
+    ['greedy', 'random', 'releq', 'tpe', 'uniform']
     """
     return sorted(METHODS)
+
+
+def method_spec(name: str) -> MethodSpec:
+    if name not in METHODS:
+        raise ValueError(f"unknown search method {name!r}; available: {list_methods()}")
+    return METHODS[name]
+
+
+def method_config(name: str, **options: Any) -> Any:
+    """The validated options object of method `name` (raises ValueError naming a bad one).
+
+    >>> method_config("tpe", n_startup_trials=5).n_startup_trials
+    5
+    """
+    return method_spec(name).options(**options)
 
 
 def search(
@@ -57,6 +133,10 @@ def search(
     seed: int = 0,
     journal: JournalLike | None = None,
     reward_params: RewardParams | None = None,
+    space: SpaceConfig | None = None,
+    target: Target | None = None,
+    sizes: SizeModel | None = None,
+    damage: DamageModel | None = None,
     **options: Any,
 ) -> SearchResult:
     """Find a per-layer bitwidth plan for `layers` with `method`, spending at most
@@ -68,8 +148,16 @@ def search(
         replayed, never recomputed, and count against the budget.
     reward_params: shaping constants (a, b, th) of the selection score and of ReLeQ's
         shaped training reward (default: the seed's 0.2, 0.4, 0.4).
+    space: the choices per kernel (`SpaceConfig`; default: bits only, from `bits`;
+        `SpaceConfig()` is the joint HiReLC space). ReLeQ always searches bits only.
+    target: `Target(compression=16)`, `Target(size_bytes=...)` or
+        `Target(max_accuracy_drop=1.0)`; with a size target every evaluated plan is repaired
+        onto it. Model-free, size counts the kernels only unless `sizes` says otherwise.
+    sizes / damage: storage and damage models (`hirelc.evaluate.calibrate` measures both
+        on a model); defaults: kernels only / Gaussian stand-ins of the kernels' shapes.
     options: method options, e.g. for "releq" see `ReLeQConfig` (agent="mlp",
-        reward="ratio", action_space="restricted", reward_mode="step", learning_rate=...).
+        reward="ratio", action_space="restricted", reward_mode="step", learning_rate=...),
+        for "tpe" `TPEConfig` (n_startup_trials, multivariate).
 
     Returns a `SearchResult`: `.plan`, `.best_accuracy`, `.history` (every real
     evaluation), `.episodes` (the episode log), `.converged_at`, `.to_dict()`.
@@ -84,13 +172,19 @@ def search(
     >>> result.plan.bits(), result.n_evaluations
     ([4, 4], 3)
     """
-    problem = SearchProblem(tuple(layers), tuple(bits), reference_accuracy, reward_params or RewardParams())
+    config = method_config(method, **options)  # before any work: a typo fails at once
+    layers = tuple(layers)
+    method_spec(method).check(space, target or Target())
+    search_space = SearchSpace(layers, space) if space is not None else None
+    problem = SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
+                            search_space, target or Target(), sizes, damage)
     ledger = EvaluationLedger(evaluate, max_evaluations, journal)
-    return run_search(problem, ledger, method=method, seed=seed, **options)
+    return run_search(problem, ledger, method=method, seed=seed, config=config)
 
 
 def run_search(
-    problem: SearchProblem, ledger: EvaluationLedger, *, method: str, seed: int, **options: Any
+    problem: SearchProblem, ledger: EvaluationLedger, *, method: str, seed: int, config: Any = None,
+    **options: Any,
 ) -> SearchResult:
     """`search` on an existing problem and ledger (e.g. several methods sharing one cache).
 
@@ -99,11 +193,10 @@ def run_search(
     >>> run_search(problem, EvaluationLedger(lambda p: 0.9, 4), method="uniform", seed=0).plan.bits()
     [2]
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown search method {method!r}; available: {list_methods()}")
+    spec = method_spec(method)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    outcome = METHODS[method](problem, ledger, seed, **options)
+    outcome = spec.run(problem, ledger, seed, config if config is not None else spec.options(**options))
     best = problem.best(ledger.history)
     if best is None:
         raise RuntimeError(f"method {method!r} made no evaluation; nothing to choose from")
@@ -119,4 +212,9 @@ def run_search(
         stop_reason=outcome.stop_reason,
         seed=seed,
         options=outcome.options,
+        target=problem.target.to_dict(),
+        target_met=problem.objective.feasible(best) if problem.target.kind else None,
+        best_size_bytes=problem.sizes.nbytes(best.plan),
+        fp32_bytes=problem.sizes.fp32_bytes,
+        space=problem.space.to_dict(),
     )

@@ -1,56 +1,85 @@
-"""What every bitwidth search optimises: layers, the bit set, the reference accuracy, and
-how a plan is scored.
+"""What every search optimises: the kernels, the search space, the target, and how an
+evaluated plan is scored. One problem for every method: ReLeQ's is the bits-only special
+case with no target.
 
-All methods (ReLeQ and the baselines) score evaluated plans with the same function, the
-seed 000 §2.4 shaped reward of (StateAcc, StateQ), so "best plan" means the same thing
-for every method and comparisons are like for like.
+- `space`: per-kernel valid configs (`SearchSpace`); default: bits only, from `bits`.
+- `target`: size (`compression` / `size_bytes`) or `max_accuracy_drop`, or none.
+- `objective`: the one selection rule (hirelc.methods.target): with a target, feasible
+  first, then accuracy (or size), then size; without one, the seed 000 §2.4 shaped reward
+  of (StateAcc, StateQ), then lower StateQ.
+- `candidate(plan)`: what a method's proposal becomes before it is evaluated: repaired onto
+  the size budget (hirelc.methods.repair), so every evaluated plan meets the target.
 
 >>> from hirelc.inventory.spec import LayerSpec
 >>> problem = SearchProblem([LayerSpec("fc", "linear", (10, 10), n_macs=100)], (2, 4, 8), 0.9)
 >>> problem.state_q(problem.plan([4]))
 0.5
+>>> problem.target.kind is None, problem.space.config.is_bits_only
+(True, True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from hirelc.cost import state_of_quantization
 from hirelc.inventory.spec import LayerSpec
-from hirelc.plan import MAX_BITS, MIN_BITS, Plan
+from hirelc.methods.damage import DamageModel
 from hirelc.methods.ledger import Evaluation
 from hirelc.methods.releq.reward import RewardParams, shaped_reward
+from hirelc.methods.repair import Repairer
+from hirelc.methods.sizing import SizeModel
+from hirelc.methods.space import SearchSpace, SpaceConfig
+from hirelc.methods.target import AccuracyDropObjective, Objective, SizeObjective, Target
+from hirelc.plan import MAX_BITS, MIN_BITS, Plan
 
 DEFAULT_BITS: tuple[int, ...] = tuple(range(1, 9))  # seed 000 Fig. 1a(i): {1, ..., 8}
 
 
 @dataclass(frozen=True)
 class SearchProblem:
-    """A per-layer bitwidth search over `layers` with bitwidths from `bits`.
+    """A per-kernel search over `layers`.
 
-    reference_accuracy: full-precision accuracy, the denominator of StateAcc (seed 000 eq. 2).
-    reward: shaping constants used to score plans (and, for ReLeQ, to train the agent).
+    bits: ReLeQ's bit set (ignored when `space` is given: then `space.config.bits`).
+    reference_accuracy: full-precision validation accuracy, the denominator of StateAcc
+        (seed 000 eq. 2) and the reference of an accuracy-drop target.
+    reward: shaping constants of the seed-000 reward (selection without a target, and the
+        ReLeQ agent's training signal).
+    sizes / damage: storage and damage models (default: kernels only / Gaussian stand-ins
+        of the kernels' shapes); a job measures both on the model.
     """
 
     layers: tuple[LayerSpec, ...]
     bits: tuple[int, ...] = DEFAULT_BITS
     reference_accuracy: float = 1.0
     reward: RewardParams = field(default_factory=RewardParams)
+    space: SearchSpace | None = None
+    target: Target = field(default_factory=Target)
+    sizes: SizeModel | None = None
+    damage: DamageModel | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
-        object.__setattr__(self, "bits", validate_bits(self.bits))
         if not self.layers:
             raise ValueError("a search needs at least one layer")
-        names = [s.name for s in self.layers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"layer names must be unique, got {names}")
+        if self.space is None:
+            object.__setattr__(self, "space", SearchSpace(self.layers, SpaceConfig.bits_only(validate_bits(self.bits))))
+        elif [s.name for s in self.space.layers] != [s.name for s in self.layers]:
+            raise ValueError("the search space was built for other kernels than the problem's layers")
+        object.__setattr__(self, "bits", self.space.config.bits)
+        if self.sizes is None:
+            object.__setattr__(self, "sizes", SizeModel(self.layers))
         if not isinstance(self.reward, RewardParams):
             raise ValueError(f"reward must be RewardParams(a, b, th), got {self.reward!r}")
+        if not isinstance(self.target, Target):
+            raise ValueError(f"target must be a hirelc Target, got {self.target!r}")
         ref = self.reference_accuracy
         if isinstance(ref, bool) or not isinstance(ref, (int, float)) or not 0.0 < ref <= 1.0:
             raise ValueError(f"reference_accuracy must be a fraction in (0, 1], got {ref!r}")
+        if self.repairer is not None:
+            self.repairer  # noqa: B018 -- builds it now: an unreachable target fails before any work
 
     @property
     def names(self) -> list[str]:
@@ -62,9 +91,10 @@ class SearchProblem:
         return self.bits[-1]
 
     def plan(self, bits: Sequence[int]) -> Plan:
-        """The plan giving layer i the bitwidth bits[i]."""
+        """The bits-only plan giving layer i the bitwidth bits[i]."""
         return Plan.from_bits(self.names, bits)
 
+    # --- seed 000 state --------------------------------------------------------------------
     def state_q(self, plan: Plan) -> float:
         """State of Quantization, seed 000 eq. 1, normalised by the top of the bit set."""
         return state_of_quantization(self.layers, {n: c.bits for n, c in plan.items()}, self.top_bits)
@@ -73,22 +103,69 @@ class SearchProblem:
         """State of Relative Accuracy, seed 000 eq. 2: AccCurr / AccFullP."""
         return accuracy / self.reference_accuracy
 
-    def score(self, ev: Evaluation) -> float:
-        """The shaped reward (seed 000 §2.4) of an evaluated plan: the selection criterion."""
-        p = self.reward
-        return shaped_reward(self.state_acc(ev.accuracy), self.state_q(ev.plan), p.a, p.b, p.th)
+    # --- target, repair, objective ------------------------------------------------------------
+    @property
+    def max_bytes(self) -> int | None:
+        return self.target.max_bytes(self.sizes.fp32_bytes)
 
-    def selection_key(self, ev: Evaluation) -> tuple[float, float, int]:
-        """Larger is better: score; then fewer weighted bits (lower StateQ) -- or, below the
-        accuracy threshold where every plan scores -1, higher accuracy; then earlier."""
-        score = self.score(ev)
-        below_th = self.state_acc(ev.accuracy) < self.reward.th
-        tiebreak = self.state_acc(ev.accuracy) if below_th else -self.state_q(ev.plan)
-        return (score, tiebreak, -ev.index)
+    @cached_property
+    def damage_model(self) -> DamageModel:
+        if self.damage is not None:
+            return self.damage
+        from hirelc.evaluate.calibrate import measure_damage_model  # torch: only when needed
+
+        return measure_damage_model(self.space)
+
+    @cached_property
+    def repairer(self) -> Repairer | None:
+        """Projection onto the size budget, or None without a size target."""
+        if self.max_bytes is None:
+            return None
+        return Repairer(self.space, self.sizes, self.damage_model, self.max_bytes)
+
+    def candidate(self, plan: Plan) -> Plan:
+        """The plan a proposal is evaluated as: repaired onto the size budget, if any."""
+        return self.repairer(plan) if self.repairer is not None else plan
+
+    @cached_property
+    def objective(self) -> Objective:
+        if self.max_bytes is not None:
+            return SizeObjective(self.max_bytes, self.sizes.nbytes)
+        if self.target.max_accuracy_drop is not None:
+            return AccuracyDropObjective(self.reference_accuracy, self.target.max_accuracy_drop,
+                                         self.sizes.nbytes, self.sizes.fp32_bytes)
+        return ShapedRewardObjective(self)
+
+    def score(self, ev: Evaluation) -> float:
+        """The objective's scalar score of an evaluated plan (larger is better)."""
+        return self.objective.score(ev)
+
+    def selection_key(self, ev: Evaluation) -> tuple:
+        return self.objective.selection_key(ev)
 
     def best(self, history: Sequence[Evaluation]) -> Evaluation | None:
-        """The best evaluated plan by `selection_key`, or None for an empty history."""
+        """The best evaluated plan by the objective, or None for an empty history."""
         return max(history, key=self.selection_key, default=None)
+
+
+@dataclass(frozen=True)
+class ShapedRewardObjective:
+    """No target: the seed 000 §2.4 shaped reward, then fewer weighted bits (lower StateQ) --
+    or, below the accuracy threshold where every plan scores -1, higher accuracy; then earlier."""
+
+    problem: SearchProblem
+
+    def score(self, ev: Evaluation) -> float:
+        p, pr = self.problem, self.problem.reward
+        return shaped_reward(p.state_acc(ev.accuracy), p.state_q(ev.plan), pr.a, pr.b, pr.th)
+
+    def feasible(self, ev: Evaluation) -> bool:
+        return self.problem.state_acc(ev.accuracy) >= self.problem.reward.th
+
+    def selection_key(self, ev: Evaluation) -> tuple[float, float, int]:
+        state_acc = self.problem.state_acc(ev.accuracy)
+        tiebreak = state_acc if state_acc < self.problem.reward.th else -self.problem.state_q(ev.plan)
+        return (self.score(ev), tiebreak, -ev.index)
 
 
 def validate_bits(bits: Sequence[int]) -> tuple[int, ...]:

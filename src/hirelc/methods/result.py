@@ -67,8 +67,12 @@ class SearchResult:
     history: every real evaluation in order (the ledger's history, journaled ones first).
     episodes: the episode log (see `EpisodeRecord`).
     converged_at: index of the episode at which convergence was detected, or None.
-    stop_reason: "converged", "stalled" (no better plan for a while), "budget", "max_episodes"
-        or "done" (method ran to its end).
+    stop_reason: "converged", "stalled" (no better plan for a while), "budget", "max_episodes",
+        "exhausted" (only already-evaluated plans were proposed) or "done" (method ran to its end).
+    target / target_met: the target (`Target.to_dict`) and whether the chosen plan meets it
+        (None without a target); best_size_bytes / fp32_bytes: the chosen plan's storage
+        and the fp32 model's, by the problem's `SizeModel` (model-free: kernels only).
+    space: the search space (`SearchSpace.to_dict`: choices and size).
     """
 
     method: str
@@ -82,6 +86,11 @@ class SearchResult:
     stop_reason: str = "done"
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    target_met: bool | None = None
+    best_size_bytes: int | None = None
+    fp32_bytes: int | None = None
+    space: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_evaluations(self) -> int:
@@ -109,6 +118,11 @@ class SearchResult:
             "evaluations_to_best": self.evaluations_to_best,
             "seed": self.seed,
             "options": dict(self.options),
+            "target": dict(self.target),
+            "target_met": self.target_met,
+            "best_size_bytes": self.best_size_bytes,
+            "fp32_bytes": self.fp32_bytes,
+            "space": dict(self.space),
             "history": [ev.to_record() for ev in self.history],
             "episodes": [ep.to_dict() for ep in self.episodes],
         }

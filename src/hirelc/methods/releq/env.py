@@ -135,7 +135,7 @@ class ReLeQEnv(gym.Env):
         else:
             start = list(self._carry)
         self._bits, self._t = list(start), 0
-        ev = self.ledger.evaluate(self.problem.plan(self._bits))  # cached after the first time
+        ev = self.ledger.evaluate(self.problem.candidate(self.problem.plan(self._bits)))  # cached after the first time
         self._state_acc = self.problem.state_acc(ev.accuracy)
         self._draft = _Draft(start_bits=list(start))
         return self._observation(), self._info(ev)
@@ -153,7 +153,7 @@ class ReLeQEnv(gym.Env):
         terminated = self._t == self.n_layers
         ev, reward = None, 0.0
         if terminated or self.reward_mode == "step":
-            ev = self.ledger.evaluate(self.problem.plan(self._bits))
+            ev = self.ledger.evaluate(self.problem.candidate(self.problem.plan(self._bits)))
             self._state_acc = self.problem.state_acc(ev.accuracy)
             reward = float(self.reward_fn(self._state_acc, self._state_q()))
         self._draft.ret += reward

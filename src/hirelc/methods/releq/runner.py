@@ -142,15 +142,20 @@ class _EpisodeCallback(BaseCallback):
         return improved
 
 
-def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, **options: Any) -> MethodOutcome:
+def run_releq(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: ReLeQConfig | None = None,
+              **options: Any) -> MethodOutcome:
     """Train a ReLeQ agent on `problem`, evaluating plans through `ledger`.
 
     Stops when the policy has converged (`ConvergenceMonitor`), when the ledger's budget
     is spent (`BudgetExhausted` from inside an episode: that episode is dropped, every
     evaluation made so far stays in the ledger), or after `max_episodes` episodes.
-    options: see `ReLeQConfig.from_options`. Example: see the module docstring.
+    config: a `ReLeQConfig`, or keyword options for `ReLeQConfig.from_options`.
+    Example: see the module docstring.
     """
-    config = ReLeQConfig.from_options(**options)
+    if config is None:
+        config = ReLeQConfig.from_options(**options)
+    elif options:
+        raise ValueError("give run_releq a ReLeQConfig or keyword options, not both")
     env = ReLeQEnv(
         problem, ledger, reward=config.reward, action_space=config.action_space, reward_mode=config.reward_mode
     )

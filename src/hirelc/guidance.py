@@ -1,0 +1,72 @@
+"""What a search job measures on the model before it searches: Fisher sensitivity, the
+storage model, the damage model and the Fisher pruning importance (seeds 001/002:
+"sensitivity-aware guidance"). Each is computed only when the search needs it:
+
+- storage (`SizeModel`): always (cheap); result.json reports the chosen plan's bytes by it
+  and checks them against the packed file;
+- Fisher sensitivity: when the space prunes, a size target is given, or the method
+  allocates by sensitivity (greedy, hirelc); cached in the run directory;
+- damage (`DamageModel`): with a size target or such a method (repair, greedy, agents);
+- pruning importance: when the space prunes: per channel group, the Fisher (OBD) saliency
+  of each unit, so the evaluator removes the least salient channels (instead of L1 norms).
+
+>>> from hirelc.methods.space import SpaceConfig
+>>> from hirelc.methods.target import Target
+>>> needs_fisher(SpaceConfig.bits_only([2, 4]), Target(), "releq"), needs_fisher(SpaceConfig(), Target(), "random")
+(False, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hirelc.evaluate.calibrate import fisher_importance, kernel_weights, measure_damage_model, measure_size_model
+from hirelc.evaluate.sensitivity import Sensitivity, fisher_sensitivity, kernels_from_specs
+from hirelc.methods.damage import DamageModel
+from hirelc.methods.sizing import SizeModel
+from hirelc.methods.space import SearchSpace, SpaceConfig
+from hirelc.methods.target import Target
+
+SENSITIVITY_GUIDED = ("greedy", "hirelc")  # methods that allocate by Fisher sensitivity
+
+
+@dataclass
+class Guidance:
+    """The tables a job's search steers by (never a reported number)."""
+
+    sizes: SizeModel
+    sensitivity: Sensitivity | None = None
+    damage: DamageModel | None = None
+    importance: dict[str, torch.Tensor] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"size_model": self.sizes.to_dict(), "fisher": self.sensitivity is not None,
+                "pruning_importance": "fisher" if self.importance else "l1"}
+
+
+def needs_fisher(space: SpaceConfig, target: Target, method: str) -> bool:
+    prunes = any(k < 1.0 for k in space.keep_ratios)
+    return prunes or target.max_bytes(1 << 40) is not None or method in SENSITIVITY_GUIDED
+
+
+def measure_guidance(model: nn.Module, data: Any, inventory: Any, space: SpaceConfig, target: Target, method: str,
+                     *, seed: int = 0, run_dir: str | Path | None = None) -> Guidance:
+    """The guidance of a search of `space` for `target` with `method` on `model`."""
+    specs = list(inventory)
+    guidance = Guidance(measure_size_model(model, inventory))
+    if not needs_fisher(space, target, method):
+        return guidance
+    kernels, blocks = kernels_from_specs(specs)
+    guidance.sensitivity = fisher_sensitivity(model, data, kernels, seed=seed, blocks=blocks, run_dir=run_dir)
+    if any(k < 1.0 for k in space.keep_ratios):
+        guidance.importance = fisher_importance(guidance.sensitivity, inventory.groups) or None
+    if target.max_bytes(1 << 40) is not None or method in SENSITIVITY_GUIDED:
+        s = guidance.sensitivity
+        guidance.damage = measure_damage_model(SearchSpace(tuple(specs), space), kernel_weights(model, specs),
+                                               s.raw_per_kernel, s.per_channel_saliency, seed=seed)
+    return guidance

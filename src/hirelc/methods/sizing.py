@@ -1,0 +1,100 @@
+"""`SizeModel`: whole-model storage bytes of a plan, without building the model.
+
+The packed file's data section (hirelc.export.packed, docs/ARCHITECTURE.md) holds every
+kernel at `hirelc.cost.quantized_weight_bits` of its kept matrix, and every other tensor
+(biases, norms, position embeddings, fp32 kernels) at its dtype size after pruning. The
+non-kernel tensors shrink linearly with the kept units (channels or heads) of the channel
+group they belong to, so
+
+    bytes(plan) = sum_k quantized_weight_bits(kept rows_k, kept cols_k, cfg_k) / 8
+                + fixed_bytes + sum_g unit_bytes[g] * kept_units_g(plan)
+
+`hirelc.evaluate.calibrate.measure_size_model` measures `fixed_bytes` and `unit_bytes` on
+the model (and tests check the sum equals `storage_bytes_model` to the byte); a model-free
+search counts kernels only (fixed_bytes = 0, no unit bytes) unless told otherwise.
+
+>>> from hirelc.inventory.spec import LayerSpec
+>>> from hirelc.plan import LayerConfig, Plan
+>>> fc = LayerSpec("fc", "linear", (10, 20), n_macs=200, prunable=True)
+>>> sizes = SizeModel([fc], fixed_bytes=40, unit_bytes={"fc": 4})  # e.g. a bias of 10 floats
+>>> sizes.fp32_bytes  # 800 + 40 + 4 * 10
+880
+>>> sizes.nbytes(Plan({"fc": LayerConfig(bits=4, keep_ratio=0.5)}))  # 5*20*4/8 + 5*2 + 40 + 4*5
+120
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hirelc import cost
+from hirelc.inventory.spec import LayerSpec
+from hirelc.plan import LayerConfig
+
+
+@dataclass(frozen=True)
+class SizeModel:
+    """Storage bytes of plans over `layers`; see the module docstring for the formula.
+
+    fp32_bytes: the uncompressed model's tensor bytes (default: kernels at fp32 plus the
+    non-kernel tensors at full width), the denominator of every compression ratio.
+    """
+
+    layers: tuple[LayerSpec, ...]
+    fixed_bytes: int = 0
+    unit_bytes: Mapping[str, int] = field(default_factory=dict)
+    fp32_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "unit_bytes", dict(self.unit_bytes))
+        if self.fixed_bytes < 0 or any(v < 0 for v in self.unit_bytes.values()):
+            raise ValueError("fixed_bytes and unit_bytes must be >= 0")
+        if not self.fp32_bytes:
+            full = cost.kept_units(self.layers, {})
+            other = self.fixed_bytes + sum(self.unit_bytes.get(g, 0) * n for g, n in full.items())
+            object.__setattr__(self, "fp32_bytes", sum(cost.fp32_bits(s) for s in self.layers) // 8 + other)
+
+    def kernel_bytes(self, plan: Mapping[str, LayerConfig]) -> int:
+        """Bytes of the kernels' weights alone (codes, scales, zero points; fp32 if absent)."""
+        return cost.total_storage_bits(self.layers, plan) // 8
+
+    def other_bytes(self, plan: Mapping[str, LayerConfig]) -> int:
+        """Bytes of every non-kernel tensor after pruning."""
+        if not self.unit_bytes:
+            return self.fixed_bytes
+        kept = cost.kept_units(self.layers, plan)
+        return self.fixed_bytes + sum(self.unit_bytes.get(g, 0) * n for g, n in kept.items())
+
+    def nbytes(self, plan: Mapping[str, LayerConfig]) -> int:
+        """Whole-model storage bytes of `plan` (the packed file's data section)."""
+        return self.kernel_bytes(plan) + self.other_bytes(plan)
+
+    def ratio(self, plan: Mapping[str, LayerConfig]) -> float:
+        """fp32 bytes / storage bytes of `plan`."""
+        return self.fp32_bytes / self.nbytes(plan)
+
+    def kernel_config_bytes(self, spec: LayerSpec, cfg: LayerConfig, rows: int, cols: int) -> int:
+        """Bytes of one kernel at `cfg` on a (rows, cols) kept matrix."""
+        return cost.quantized_weight_bits(rows, cols, cfg) // 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fixed_bytes": self.fixed_bytes, "unit_bytes": dict(self.unit_bytes), "fp32_bytes": self.fp32_bytes}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], layers: Sequence[LayerSpec]) -> "SizeModel":
+        return cls(tuple(layers), int(d["fixed_bytes"]), {k: int(v) for k, v in d["unit_bytes"].items()},
+                   int(d["fp32_bytes"]))
+
+
+def describe_bytes(nbytes: int, fp32_bytes: int) -> str:
+    """'12,345 B (16.02x vs fp32)'.
+
+    >>> describe_bytes(1000, 16000)
+    '1,000 B (16.00x vs fp32)'
+    """
+    ratio = fp32_bytes / nbytes if nbytes else math.inf
+    return f"{nbytes:,} B ({ratio:.2f}x vs fp32)"
