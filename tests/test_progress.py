@@ -55,7 +55,22 @@ def test_announce_states_the_expected_duration_after_the_first_item():
     with Progress("pareto", total=625, unit="evaluations", stream=log, clock=clock, announce=True) as p:
         clock.now = 2.0
         p.advance()
-    assert "pareto: 624 evaluations to go; the first took 2s (measured), so expect about 20m48s more" in log.getvalue()
+    assert ("pareto: 624 evaluations to go; measured 2s per computed one so far, so expect up to 20m48s more"
+            in log.getvalue())
+
+
+def test_cache_hits_neither_trigger_the_estimate_nor_shorten_the_eta():
+    log, clock = io.StringIO(), FakeClock()
+    with Progress("pareto", total=10, unit="evaluations", stream=log, clock=clock, announce=True) as p:
+        for _ in range(4):  # four cache hits, nearly free
+            clock.now += 0.01
+            p.advance(computed=False)
+        assert "to go" not in log.getvalue()
+        clock.now += 3.0
+        p.advance()  # the first computed one
+    text = log.getvalue()
+    assert "5 evaluations to go; measured 3s per computed one so far, so expect up to 15s more" in text
+    assert "pareto: 5/10 evaluations (50%), elapsed 3s, ETA 15s" in text
 
 
 def test_total_can_arrive_with_the_first_update():

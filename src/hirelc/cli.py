@@ -73,7 +73,8 @@ class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "(default" in text or any(action.default is d for d in (None, False, argparse.SUPPRESS)) or not action.option_strings:
+        no_default = any(action.default is d for d in (None, False, argparse.SUPPRESS))
+        if "(default" in text or no_default or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 

@@ -229,14 +229,15 @@ def _describe_space(space: SpaceConfig) -> str:
 
 
 def _val_evaluate_fn(
-    evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float], None] = lambda _acc: None,
+    evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float, bool], None] = lambda _acc, _cached: None,
 ) -> Callable[[Plan], dict[str, Any]]:
     """plan -> metrics on validation data, the only split the search may see; `tick` is
-    told the accuracy of every real evaluation (progress display)."""
+    told the accuracy of every real evaluation and whether the evaluator's cache served it
+    (progress display)."""
 
     def evaluate(plan: Plan) -> dict[str, Any]:
         r = evaluator.evaluate(plan, fidelity, split="val")
-        tick(r.accuracy)
+        tick(r.accuracy, r.cached)
         return {"accuracy": r.accuracy, "loss": _finite(r.loss), "logit_mse": _finite(r.logit_mse),
                 "status": r.status}
 
@@ -245,15 +246,15 @@ def _val_evaluate_fn(
 
 @contextlib.contextmanager
 def _evaluation_progress(show: bool, budget: int, done: int, label: str = "search",
-                         announce: bool = False) -> Iterator[Callable[[float], None]]:
+                         announce: bool = False) -> Iterator[Callable[[float, bool], None]]:
     """Progress over the budget of real evaluations (journaled ones count as done): a bar
     on a terminal, periodic plain lines in logs (hirelc.progress)."""
     with Progress(label, total=budget, unit="evaluations", done=done, enabled=show, announce=announce) as bar:
         best = [0.0]
 
-        def tick(accuracy: float) -> None:
+        def tick(accuracy: float, cached: bool = False) -> None:
             best[0] = max(best[0], accuracy)
-            bar.advance(status=f"best val acc {100 * best[0]:.1f}%")
+            bar.advance(status=f"best val acc {100 * best[0]:.1f}%", computed=not cached)
 
         yield tick
 

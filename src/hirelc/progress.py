@@ -7,8 +7,9 @@ the last line, and once at the end::
 
     search: 12/120 evaluations (10%), best val acc 98.1%, elapsed 1m05s, ETA 9m45s
 
-The ETA is measured: the mean time per item done in this process times the items left
-(items already done before, e.g. replayed from a journal, do not count towards the rate).
+The ETA is measured: the time spent so far per item computed in this process, times the
+items left (items already done before, e.g. replayed from a journal, and items reported as
+not computed, e.g. cache hits, do not count towards the rate).
 
 >>> import io
 >>> log = io.StringIO()
@@ -75,6 +76,7 @@ class Progress:
     ) -> None:
         self.label, self.total, self.unit = label, total, unit
         self.done, self.start_done = done, done
+        self.computed = 0  # items done here that cost real work (the ETA's denominator)
         self.enabled, self.announce, self.interval = enabled, announce, interval
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
@@ -102,12 +104,15 @@ class Progress:
 
     # -- updates ------------------------------------------------------------------------
 
-    def advance(self, n: int = 1, status: str | None = None) -> None:
-        """n more items done; `status` (e.g. 'best val acc 98.1%') is shown beside the count."""
-        self.update(self.done + n, status=status)
+    def advance(self, n: int = 1, status: str | None = None, computed: bool = True) -> None:
+        """n more items done; `status` (e.g. 'best val acc 98.1%') is shown beside the count;
+        computed=False for items that cost nothing (cache hits): they do not shape the ETA."""
+        self.update(self.done + n, status=status, computed=computed)
 
-    def update(self, done: int, total: int | None = None, status: str | None = None) -> None:
+    def update(self, done: int, total: int | None = None, status: str | None = None, computed: bool = True) -> None:
         """Set the count (and the total, when only known once work starts)."""
+        if computed:
+            self.computed += done - self.done
         self.done = done
         if total is not None:
             self.total = total
@@ -119,7 +124,7 @@ class Progress:
             self._bar.update(self._task, completed=self.done, total=self.total, description=self._describe())
         else:
             self._maybe_line()
-        if self.announce and not self._announced and self.done > self.start_done:
+        if self.announce and not self._announced and self.computed > 0:
             self._announced = True
             self.print(self._estimate_text())
 
@@ -137,7 +142,7 @@ class Progress:
     def _maybe_line(self) -> None:
         now = self.clock()
         fraction = self.done / self.total if self.total else 0.0
-        if now - self._last_time >= self.interval or fraction - self._last_fraction >= STEP_FRACTION:
+        if now - self._last_time >= self.interval or fraction - self._last_fraction >= STEP_FRACTION - 1e-9:
             if self.done < (self.total or math.inf):  # the last line comes from __exit__
                 self._line(final=False, now=now)
 
@@ -153,17 +158,17 @@ class Progress:
         if final:
             parts.append("done")
         elif self.total:
-            parts.append(f"ETA {format_duration(eta_seconds(self.done - self.start_done, elapsed, self.total - self.done))}")
+            parts.append(f"ETA {format_duration(eta_seconds(self.computed, elapsed, self.total - self.done))}")
         print(", ".join(parts), file=self.stream, flush=True)
         self._last_time = now
         self._last_fraction = self.done / self.total if self.total else 0.0
 
     def _estimate_text(self) -> str:
         elapsed = self.clock() - self._t0
-        here = self.done - self.start_done
         left = (self.total or self.done) - self.done
-        return (f"{self.label}: {left:,} {self.unit} to go; the first took {format_duration(elapsed / here)} "
-                f"(measured), so expect about {format_duration(eta_seconds(here, elapsed, left))} more")
+        each, rest = format_duration(elapsed / self.computed), format_duration(eta_seconds(self.computed, elapsed, left))
+        return (f"{self.label}: {left:,} {self.unit} to go; measured {each} per computed one so far, so expect "
+                f"up to {rest} more (less where results are cached)")
 
     # -- rich bar -----------------------------------------------------------------------
 
