@@ -35,6 +35,8 @@ __all__ = [
     "LayerConfig",
     "LayerSpec",
     "Plan",
+    "SpaceConfig",
+    "Target",
     "apply_plan",
     "export_packed",
     "inspect",
@@ -55,4 +57,12 @@ def __getattr__(name: str):
         from hirelc.data import DataSplits
 
         return DataSplits
+    if name == "SpaceConfig":
+        from hirelc.methods.space import SpaceConfig
+
+        return SpaceConfig
+    if name == "Target":
+        from hirelc.methods.target import Target
+
+        return Target
     raise AttributeError(f"module 'hirelc' has no attribute {name!r}")

@@ -402,6 +402,8 @@ def _finish_run(run: str, result: dict[str, Any], report: bool) -> None:
     result = result | {"target_summary": _target_line(result)}
     _print_table(f"{result['method']} on {result['model']} / {result['data']} (seed {result['seed']})",
                  {label: result[key] for key, label in SUMMARY_KEYS if key in result})
+    for note in result.get("notes", []):
+        out.print(f"note: {note}")
     if report:
         from hirelc.report import write_report
 

@@ -330,6 +330,7 @@ def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: fl
         "replayed_evaluations": sum(ev.replayed for ev in found.history),
         "evaluations_to_best": found.evaluations_to_best,
         "target_met": found.target_met,
+        "notes": found.notes(),
         "converged_at_episode": found.converged_at,
         "stop_reason": found.stop_reason,
         "finetune_steps": prep.evaluator.finetune_steps,

@@ -92,3 +92,26 @@ def test_releq_refuses_a_joint_space(joint):
 def test_tpe_options_are_validated(joint):
     with pytest.raises(ValueError, match="unknown tpe option"):
         run(joint, "tpe", n_startup=3)
+
+
+def test_releq_honours_a_max_accuracy_drop():
+    from hirelc.methods.synthetic import sensitive_layer_problem
+
+    p = sensitive_layer_problem()
+    result = search(list(p.layers), p.evaluate, method="releq", bits=(2, 3, 4, 5, 8),
+                    reference_accuracy=p.reference_accuracy, max_evaluations=30, seed=0,
+                    target=Target(max_accuracy_drop=1.0))
+    within = [ev for ev in result.history if ev.accuracy >= p.reference_accuracy - 0.01]
+    assert result.target_met is True and result.best_accuracy >= p.reference_accuracy - 0.01
+    assert result.best_size_bytes == min(SizeModel(p.layers).nbytes(ev.plan) for ev in within)
+
+
+def test_a_search_stopped_by_the_budget_says_the_policy_had_not_converged():
+    from hirelc.methods.synthetic import sensitive_layer_problem
+
+    p = sensitive_layer_problem()
+    result = search(list(p.layers), p.evaluate, method="releq", bits=(2, 3, 4, 5, 8),
+                    reference_accuracy=p.reference_accuracy, max_evaluations=8, seed=0)
+    assert result.stop_reason == "budget"
+    assert any("before the policy converged" in n for n in result.notes())
+    assert result.to_dict()["notes"] == result.notes()

@@ -103,6 +103,27 @@ class SearchResult:
         target = self.plan.content_hash()
         return next((ev.index + 1 for ev in self.history if ev.plan_hash == target), None)
 
+    def notes(self) -> list[str]:
+        """What a user should know about how the search ended (printed with the summary).
+
+        - a learning method stopped by the budget while its policy was still undecided
+          (mean over layers of the top action's probability in the last episode < 0.9);
+        - the policy's greedy plan (top action per layer in the last episode) differs from
+          the chosen plan, which is the best *evaluated* plan by the selection rule.
+        """
+        out = []
+        last = self.episodes[-1] if self.episodes else None
+        if last is None or not last.action_probs:
+            return out
+        confidence = sum(max(p) for p in last.action_probs) / len(last.action_probs)
+        if self.stop_reason in ("budget", "max_episodes") and confidence < 0.9:
+            out.append(f"stopped by the {self.stop_reason.replace('_', ' ')} before the policy converged (mean top-action "
+                       f"probability {confidence:.2f}); a larger --budget may find a better plan")
+        if self.converged_at is not None and last.bits != self.plan.bits():
+            out.append(f"the converged policy's plan {last.bits} differs from the chosen plan {self.plan.bits()}: "
+                       "the chosen plan is the best evaluated one by the selection rule")
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (plans as dicts, evaluations as journal records)."""
         return {
@@ -123,6 +144,7 @@ class SearchResult:
             "best_size_bytes": self.best_size_bytes,
             "fp32_bytes": self.fp32_bytes,
             "space": dict(self.space),
+            "notes": self.notes(),
             "history": [ev.to_record() for ev in self.history],
             "episodes": [ep.to_dict() for ep in self.episodes],
         }

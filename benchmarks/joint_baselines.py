@@ -1,0 +1,161 @@
+"""Joint-space searches at a size target, equal budgets, 3 seeds (issues 8 and 9).
+
+    python benchmarks/joint_baselines.py run [--cases resnet20 cnn1d] [--methods ...] [--seeds 0 1 2]
+    python benchmarks/joint_baselines.py verify     # every journaled candidate meets the target
+    python benchmarks/joint_baselines.py summarize  # markdown for benchmarks/RESULTS.md
+
+Every run is a `hirelc search` job (validation data for the search, held-out test data for
+the final number) in its own run directory under benchmarks/runs/joint/; runs that already
+hold a result.json are skipped, so `run` resumes. Two lanes share the 2 cores, 1 torch
+thread each. `releq` searches bits only and cannot reach most targets; it runs without a
+target, for reference (its seed-000 reward decides), as the issue asks.
+
+`verify` does not trust the searches: it rebuilds each job's fp32 model and inventory and
+recomputes the packed-file storage (`storage_bytes_model`) of every journaled plan, and
+reads the data section of the written packed file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent / "runs" / "joint"
+CASES = {
+    # name: (model, data, target compression, search fine-tune steps, final epochs)
+    "resnet20": ("resnet20", "mnist5k", 16, 10, 2),
+    "cnn1d": ("cnn1d", "mnist1d", 16, 20, 4),
+}
+METHODS = ("uniform", "random", "greedy", "tpe", "releq")
+BUDGET = 60
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hirelc.cli", *args]
+
+
+def job(case: str, method: str, seed: int, budget: int) -> tuple[Path, list[str]]:
+    model, data, target, steps, epochs = CASES[case]
+    out = ROOT / case / f"{method}_s{seed}"
+    args = ["search", "--model", model, "--data", data, "--method", method, "--seed", str(seed),
+            "--budget", str(budget), "--steps", str(steps), "--final-epochs", str(epochs), "--out", str(out),
+            "--force", "--quiet", "--no-report"]
+    if method != "releq":
+        args += ["--target-compression", str(target)]
+    return out, _cmd(*args)
+
+
+def run(cases: list[str], methods: list[str], seeds: list[int], budget: int) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.setdefault("HIRELC_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache"))
+    for case in cases:  # train each baseline once before the lanes start
+        model, data = CASES[case][:2]
+        subprocess.run(_cmd("train", "--model", model, "--data", data, "--quiet"), env=env, check=True)
+    todo = [job(c, m, s, budget) for c in cases for s in seeds for m in methods]
+    todo = [cmd for out, cmd in todo if not (out / "result.json").exists()]
+    lanes = [todo[0::2], todo[1::2]]
+    scripts = [" ; ".join(" ".join(f"'{a}'" for a in c) for c in lane) for lane in lanes if lane]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(["bash", "-c", s], env=env) for s in scripts]
+    codes = [p.wait() for p in procs]
+    print(f"{len(todo)} runs in {time.perf_counter() - start:.0f} s; lane exit codes {codes}")
+
+
+def _runs() -> list[tuple[str, str, int, Path]]:
+    found = []
+    for case in CASES:
+        for d in sorted((ROOT / case).glob("*_s*")):
+            if (d / "result.json").exists():
+                method, seed = d.name.rsplit("_s", 1)
+                found.append((case, method, int(seed), d))
+    return found
+
+
+def verify() -> bool:
+    from hirelc.export.packed import read_layout, storage_bytes_model
+    from hirelc.pipeline import JobConfig, prepare
+    from hirelc.plan import Plan
+
+    ok = True
+    prepared: dict[str, object] = {}
+    for case, method, seed, d in _runs():
+        result = json.loads((d / "result.json").read_text())
+        config = JobConfig.from_dict(json.loads((d / "config.json").read_text()))
+        key = f"{config.model}/{config.data}/{config.split_seed}"
+        if key not in prepared:
+            prepared[key] = prepare(JobConfig(model=config.model, data=config.data, split_seed=config.split_seed),
+                                    progress=False, log=lambda _m: None)
+        prep = prepared[key]
+        records = [json.loads(x) for x in (d / "journal.jsonl").read_text().splitlines() if x]
+        sizes = [storage_bytes_model(prep.model, Plan.from_dict(r["plan"]), inventory=prep.inventory) for r in records]
+        budget = (result.get("target") or {}).get("max_bytes")
+        data_bytes = read_layout(d / "model.hirelc").data_bytes
+        model_bytes = storage_bytes_model(prep.model, Plan.from_dict(result["plan"]), inventory=prep.inventory)
+        all_met = budget is None or all(s <= budget for s in sizes)
+        checks = {"every candidate meets the target": all_met, "file data == storage model": data_bytes == model_bytes,
+                  "file meets the target": budget is None or data_bytes <= budget}
+        ok &= all(checks.values())
+        status = "PASS" if all(checks.values()) else "FAIL"
+        print(f"{status} {case} {method} s{seed}: {len(records)} candidates, largest {max(sizes):,} B, "
+              f"budget {budget if budget is None else f'{budget:,}'} B, file data {data_bytes:,} B vs model "
+              f"{model_bytes:,} B; " + ", ".join(f"{k}: {v}" for k, v in checks.items()))
+    return ok
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+
+def summarize() -> None:
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for case, method, seed, d in _runs():
+        rows.setdefault((case, method), []).append(json.loads((d / "result.json").read_text()))
+    for case in CASES:
+        model, data, target, steps, epochs = CASES[case]
+        print(f"\n### {model} / {data}, target {target}x, budget {BUDGET} real evaluations\n")
+        print(f"Search fidelity {steps} fine-tune steps on validation data; final fine-tune {epochs} epochs; "
+              "test accuracy on the held-out split. Mean ± sd over seeds.\n")
+        print("| method | seeds | fp32 test % | compressed test % | loss (pt) | compression vs fp32 tensors "
+              "(packed data) | file vs .pt | target met (file) | real evals | wall s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for method in (*METHODS, "hirelc"):
+            rs = rows.get((case, method))
+            if not rs:
+                continue
+            size = [r["size"]["compression_vs_fp32_tensors"] for r in rs]
+            met = [r.get("target_met_by_file") for r in rs]
+            print(f"| {method} | {len(rs)} | {_mean_sd([100 * r['baseline_test_accuracy'] for r in rs])} | "
+                  f"{_mean_sd([100 * r['final_test_accuracy'] for r in rs])} | "
+                  f"{_mean_sd([r['accuracy_loss_points'] for r in rs])} | {_mean_sd(size)}x | "
+                  f"{_mean_sd([r['compression_ratio'] for r in rs])}x | "
+                  f"{'n/a (no target)' if met[0] is None else f'{sum(bool(m) for m in met)}/{len(met)}'} | "
+                  f"{_mean_sd([r['real_evaluations'] for r in rs])} | {_mean_sd([r['wall_seconds'] for r in rs])} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("run", "verify", "summarize"))
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--budget", type=int, default=BUDGET)
+    a = p.parse_args()
+    if a.what == "run":
+        run(a.cases, a.methods, a.seeds, a.budget)
+    elif a.what == "verify":
+        sys.exit(0 if verify() else 1)
+    else:
+        summarize()
+
+
+if __name__ == "__main__":
+    main()
