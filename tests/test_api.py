@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 import hirelc
 from hirelc import LayerSpec
@@ -103,3 +104,47 @@ def test_search_job_on_a_users_own_module_and_splits(tmp_path):
                            search_steps=2, final_epochs=1, progress=False)
     assert result["baseline_test_accuracy"] > 0.8
     assert result["real_evaluations"] == 3 and (tmp_path / "run" / "model.hirelc").exists()
+
+
+def test_datasplits_is_importable_from_hirelc_and_search_documents_every_option():
+    import dataclasses
+
+    from hirelc.data import DataSplits
+    from hirelc.pipeline import JobConfig
+
+    assert hirelc.DataSplits is DataSplits and "DataSplits" in hirelc.__all__
+    doc = hirelc.search.__doc__
+    for name in [f.name for f in dataclasses.fields(JobConfig) if f.name not in ("model", "data", "data_root")]:
+        assert f"{name}=" in doc or f"{name}:" in doc, name
+    for name in ("layers:", "evaluate:", "reference_accuracy:", "max_evaluations:", "journal:", "reward_params:",
+                 "resume=", "force=", "progress=", "hirelc.Plan", "LayerConfig"):
+        assert name in doc, name
+
+
+def test_plain_dataset_tuples_become_splits_and_other_data_is_refused_clearly():
+    from hirelc.api import _coerce_data
+
+    ds = TensorDataset(torch.randn(12, 1, 8, 8), torch.arange(12) % 3)
+    splits = _coerce_data([ds, ds, ds], seed=5)
+    assert splits.num_classes == 3 and splits.in_channels == 1 and splits.image_size == 8 and splits.seed == 5
+    with pytest.raises(TypeError, match=r"\(train, val, test\) tuple of torch datasets.*got tuple of length 2"):
+        _coerce_data((ds, ds))
+
+
+@pytest.mark.slow
+def test_search_job_on_a_users_model_and_plain_torch_datasets(tmp_path):
+    from hirelc.data import load_dataset
+
+    data = load_dataset("digits", seed=0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    x, y = data.train.tensors
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    plain = tuple(TensorDataset(*getattr(data, split).tensors) for split in ("train", "val", "test"))
+    result = hirelc.search(model=model, data=plain, out=tmp_path / "run", method="random", max_evaluations=2,
+                           search_steps=1, final_epochs=1, progress=False)
+    assert result["data"] == "datasets" and result["split_sizes"] == data.sizes()
+    assert result["baseline_test_accuracy"] > 0.8 and (tmp_path / "run" / "model.hirelc").exists()

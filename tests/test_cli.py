@@ -1,5 +1,7 @@
 """End-to-end runs of the `hirelc` command on the embedded 8x8 digits (tiny budgets)."""
 
+import argparse
+import dataclasses
 import json
 
 import pytest
@@ -220,3 +222,72 @@ def test_a_bug_is_not_hidden_behind_an_error_line(monkeypatch):
     monkeypatch.setattr(cli, "_cmd_list_models", buggy)
     with pytest.raises(KeyError):
         cli.main(["list-models"])
+
+def _subparser(name):
+    from hirelc.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("command", ["train", "inspect", "eval", "export", "search", "pareto"])
+def test_help_states_every_default(command, capsys):
+    from hirelc.cli import _DefaultsFormatter
+
+    parser = _subparser(command)
+    formatter = _DefaultsFormatter(command)
+    for action in parser._actions:
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in formatter._get_help_string(action), action.option_strings
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: releq_lenet)" in text and "(default: mnist5k)" in text and "(default: auto)" in text
+    if command == "search":
+        for shown in ("(default: 120)", "(default: 2,3,4,5,8)", "(default: 20)", "(default: 4)", "(default: 0)",
+                      "(default: releq)"):
+            assert shown in text, shown
+
+
+def test_old_and_new_spellings_of_budget_and_steps_agree():
+    parser = _subparser("search")
+    old = parser.parse_args(["--out", "r", "--budget", "7", "--steps", "3"])
+    new = parser.parse_args(["--out", "r", "--max-evaluations", "7", "--search-steps", "3"])
+    assert vars(old) == vars(new) and new.budget == 7 and new.steps == 3
+
+
+def test_search_options_are_named_like_the_job_config_fields():
+    """The canonical spelling of every `search` option is a JobConfig field, a method option
+    or a run flag: one name per concept across CLI, API and config.json."""
+    from hirelc.pipeline import JobConfig
+
+    fields = {f.name for f in dataclasses.fields(JobConfig)}
+    method_options = {"agent", "reward", "action_space"}
+    space_choices = {"keep", "formats", "granularity"}  # parts of JobConfig.space
+    run_flags = {"out", "resume", "force", "quiet", "no_report"}
+    for action in _subparser("search")._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        canonical = action.option_strings[0].lstrip("-").replace("-", "_")
+        assert canonical in fields | method_options | space_choices | run_flags, action.option_strings
+
+
+@pytest.mark.slow
+def test_a_search_in_a_log_prints_progress_and_resuming_it_when_finished_changes_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["search", "--model", "lenet5", "--data", "digits", "--train-epochs", "1", "--method", "random",
+            "--budget", "3", "--steps", "2", "--final-epochs", "1", "--out", str(run), "--no-report"]
+    assert main(args) == 0  # capsys: stderr is not a terminal, as in a log file or CI
+    err = capsys.readouterr().err
+    assert "training lenet5 on digits" in err and "steps (100%)" in err  # baseline training
+    assert "search: 1/3 evaluations (33%), best val acc" in err and "ETA" in err
+    assert "search: 3/3 evaluations (100%)" in err and "done" in err
+    assert "final fine-tune (1 epoch): " in err
+    before = (run / "result.json").read_text()
+    assert main(["resume", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert "is finished" in err and "final fine-tune" not in err
+    assert (run / "result.json").read_text() == before  # wall time and all kept
+    result = json.loads(before)
+    assert result["omp_wait_policy"] and result["torch_threads"] >= 1
+    assert result["layer_params"] and len(result["layer_params"]) == len(result["layers"])

@@ -19,13 +19,18 @@
 True
 """
 
-from hirelc.api import search
-from hirelc.compress.apply import apply_plan
-from hirelc.inventory import Inventory, inspect
-from hirelc.inventory.spec import LayerSpec
-from hirelc.plan import LayerConfig, Plan
+from hirelc import threads as _threads
+
+_threads.configure()  # before anything imports torch: OpenMP reads its wait policy once
+
+from hirelc.api import search  # noqa: E402
+from hirelc.compress.apply import apply_plan  # noqa: E402
+from hirelc.inventory import Inventory, inspect  # noqa: E402
+from hirelc.inventory.spec import LayerSpec  # noqa: E402
+from hirelc.plan import LayerConfig, Plan  # noqa: E402
 
 __all__ = [
+    "DataSplits",
     "Inventory",
     "LayerConfig",
     "LayerSpec",
@@ -53,6 +58,11 @@ def __getattr__(name: str):
         from hirelc.export.onnx import export_onnx
 
         return export_onnx
+
+    if name == "DataSplits":  # the dataset stack (scikit-learn) only when asked for
+        from hirelc.data import DataSplits
+
+        return DataSplits
     if name == "SpaceConfig":
         from hirelc.methods.space import SpaceConfig
 

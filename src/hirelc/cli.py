@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reinforcement learning (ReLeQ), fine-tune, and write a packed model that is really smaller. "
         "Plans can also prune channels/heads and pick number formats and granularity.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
     _add(sub, "list-models", "list the built-in models", _cmd_list_models, _args_pattern)
@@ -87,8 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+
+class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, unless the text already states it or there
+    is none (a None default or an on/off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_default = any(action.default is d for d in (None, False, argparse.SUPPRESS))
+        if "(default" in text or no_default or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
 def _add(sub: Any, name: str, help: str, func: Callable, *arg_fns: Callable) -> None:
-    sp = sub.add_parser(name, help=help, description=help)
+    sp = sub.add_parser(name, help=help, description=help, formatter_class=_DefaultsFormatter)
     for fn in arg_fns:
         fn(sp)
     sp.set_defaults(func=func)
@@ -106,7 +118,7 @@ def _args_model_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="mnist5k", help="dataset name, 'FORMAT:PATH' or 'package.module:factory'")
     p.add_argument("--data-root", help="folder for file-based datasets")
     p.add_argument("--split-seed", type=int, default=0, help="data split and fp32 baseline seed")
-    p.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU if usable, else the CPU) | cpu | cuda | cuda:N")
     p.add_argument("--train-epochs", type=int, help="fp32 baseline epochs (default: the model's recipe)")
     p.add_argument("--finetune-lr", type=float, help="Adam learning rate of every fine-tune (default 3e-4)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -125,7 +137,8 @@ def _args_plan(p: argparse.ArgumentParser) -> None:
 def _args_eval(p: argparse.ArgumentParser) -> None:
     _args_model_data(p)
     _args_plan(p)
-    p.add_argument("--steps", type=int, default=20, help="short fine-tune steps (0 = none)")
+    p.add_argument("--search-steps", "--steps", dest="steps", metavar="N", type=int, default=20,
+                   help="short fine-tune steps, as in a search evaluation (0 = none; --steps is the old spelling)")
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--latency", action="store_true",
@@ -149,7 +162,8 @@ def _args_search_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", default=BITS_ONLY_DEFAULT, help="bitwidth choices, e.g. 1,2,3,4,5,6,7,8 "
                                                             "(joint space default: 2,3,4,5,6,8)")
     p.add_argument("--seed", type=int, default=0, help="search and fine-tune seed")
-    p.add_argument("--steps", type=int, default=20, help="fine-tune steps per search evaluation")
+    p.add_argument("--search-steps", "--steps", dest="steps", metavar="N", type=int, default=20,
+                   help="fine-tune steps per search evaluation (0 = none; --steps is the old spelling)")
     _args_executor(p)
 
 
@@ -180,7 +194,9 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     target.add_argument("--target-size", help="whole-model storage at most this size, e.g. 64KB")
     target.add_argument("--max-accuracy-drop", type=float,
                         help="validation accuracy at most P points below fp32; the smallest such plan wins")
-    p.add_argument("--budget", type=int, default=120, help="maximum real evaluations")
+    p.add_argument("--max-evaluations", "--budget", dest="budget", metavar="N", type=int, default=120,
+                   help="maximum real evaluations (each a compress + short fine-tune + validation pass; "
+                   "cached and replayed ones are free; --budget is the old spelling)")
     p.add_argument("--final-epochs", type=int, default=4, help="final fine-tune epochs")
     p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
     p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")
@@ -242,6 +258,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> None:
     from hirelc.data import load_dataset
     from hirelc.inventory import inspect
+    from hirelc.inventory.summary import compact, fp32_summary, inventory_totals, uncompressed_param_counts
     from hirelc.zoo import create_model
 
     data = load_dataset(args.data, seed=args.split_seed, root=args.data_root)
@@ -251,16 +268,29 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
         out.print_json(json.dumps({"layers": [s.to_dict() for s in inv], "uncompressed": inv.unsupported,
                                    "coverage": inv.coverage.to_dict()}))
         return
-    table = Table("#", "layer", "kind", "weight shape", "params", "MACs", "block", "prunable", box=None)
+    totals = inventory_totals(inv)
+    # Names never truncated: the layer column keeps its full width and the rest shrink (MACs
+    # compact, e.g. 1.8M; exact counts in --json).
+    table = Table("#", "layer", "kind", "shape", "params", "MACs", "block", "prune", box=None, pad_edge=False,
+                  show_footer=True)
+    table.columns[1].no_wrap = True
+    table.columns[1].min_width = max([len(s.name) for s in inv] + [5])
     for s in inv:
         table.add_row(str(s.index), s.name, s.kind, "x".join(map(str, s.weight_shape)), f"{s.n_params:,}",
-                      f"{s.n_macs:,}", s.block, "yes" if s.prunable else "no")
+                      compact(s.n_macs), "" if s.block == s.name else s.block, "yes" if s.prunable else "no")
+    for column, text in zip(table.columns, ("", f"total ({totals['layers']} layers)", "", "",
+                                            f"{totals['params']:,}", compact(totals["macs"]), "",
+                                            f"{totals['prunable']}/{totals['layers']}")):
+        column.footer = text
     out.print(table)
+    model_params = sum(p.numel() for p in model.parameters())
+    out.print(f"compressible: {totals['params']:,} of {model_params:,} parameters; "
+              f"{totals['macs']:,} MACs per example (measured with forward hooks)", soft_wrap=True)
     for s in inv:
         if not s.prunable and s.prune_reason:
-            out.print(f"not prunable: {s.name}: {s.prune_reason}")
-    for name, reason in inv.unsupported:
-        out.print(f"kept uncompressed: {name} ({reason})")
+            out.print(f"not prunable: {s.name}: {s.prune_reason}", soft_wrap=True)
+    counts = uncompressed_param_counts(model, [name for name, _ in inv.unsupported])
+    out.print(fp32_summary(inv.unsupported, counts, model_params), soft_wrap=True)
     out.print(f"coverage of the {inv.coverage.total:,} parameters (what the search can reach):", markup=False)
     for line in inv.coverage.lines():
         out.print(f"  {line}", markup=False)
@@ -302,14 +332,16 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     fidelity = Fidelity.short(args.steps) if args.steps else Fidelity.none()
     before, after = eval_plan(prep, plan, fidelity, split=args.split)
     storage = storage_bytes_model(prep.model, plan, inventory=prep.inventory)
-    fp32 = state_dict_bytes(prep.model)
+    fp32, packed = state_dict_bytes(prep.model), _packed_file_bytes(prep, plan)
     report = {
         "split": args.split, "split_sizes": prep.data.sizes(),
         "fp32_accuracy": prep.evaluator.reference(args.split).accuracy,
         "accuracy_before_finetune": before.accuracy, "accuracy_after_finetune": after.accuracy,
         "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
         "seconds_of_the_real_evaluation": after.seconds,
-        "packed_data_bytes": storage, "fp32_state_dict_bytes": fp32, "compression_ratio": fp32 / storage,
+        "packed_data_bytes": storage, "packed_bytes": packed, "fp32_state_dict_bytes": fp32,
+        # the one compression figure, defined as in a search's result.json
+        "compression_ratio": fp32 / packed, "compression_definition": COMPRESSION_DEFINITION,
         **plan_costs(prep.inventory, plan),
     }
     if args.latency:
@@ -317,7 +349,24 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     if args.json:
         out.print_json(json.dumps(report))
         return
-    _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", report)
+    _print_table(f"plan {Path(args.plan).name} on {args.model} / {args.data}", _eval_rows(report))
+    out.print(f"compression = {COMPRESSION_DEFINITION}", soft_wrap=True)
+
+
+COMPRESSION_DEFINITION = "fp32 state_dict file bytes / packed .hirelc file bytes (both measured)"
+
+
+def _packed_file_bytes(prep: Any, plan: Any) -> int:
+    """Size of the packed file this plan gives (written to a temporary folder and measured),
+    so `eval` reports the same compression as a search's result.json, header included."""
+    import tempfile
+
+    from hirelc.export.packed import export_packed
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.hirelc"
+        export_packed(prep.model, plan, path, inventory=prep.inventory)
+        return path.stat().st_size
 
 
 def _onnx_latency(prep: Any, plan: Any) -> dict[str, Any]:
@@ -417,6 +466,11 @@ def _cmd_pareto(args: argparse.Namespace) -> None:
     if "placed" in data:
         out.print(f"search result {data['placed']['bits']}: {100 * data['placed']['gap']:.2f} points below the frontier")
     out.print(f"report: {write_report(args.out)}")
+    if args.place is not None:  # the search's own report gains the Pareto view
+        from hirelc.report.html import link_pareto
+
+        link_pareto(args.place, Path(args.out) / "pareto.json")
+        out.print(f"report: {write_report(args.place)} (now with the Pareto view)")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -433,7 +487,7 @@ SUMMARY_KEYS = [
     ("accuracy_loss_points", "accuracy loss (points)"),
     ("bits", "bits per layer"),
     ("param_weighted_avg_bits", "parameter-weighted avg bits"),
-    ("compression_ratio", "compression (measured on files)"),
+    ("compression_ratio", "compression (fp32 state_dict file / packed file, measured)"),
     ("target_summary", "target"),
     ("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled)"),
     ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (modelled)"),
@@ -477,6 +531,29 @@ def _print_table(title: str, rows: dict[str, Any]) -> None:
     out.print(table)
 
 
+def _eval_rows(r: dict[str, Any]) -> dict[str, str]:
+    """`hirelc eval`'s table: labelled rows, accuracies in percent, one compression figure
+    (the cost model's kernel-only ratio and raw counters stay in --json)."""
+    split = r["split"]
+    return {
+        f"fp32 accuracy ({split}, {r['split_sizes'][split]:,} examples)": f"{100 * r['fp32_accuracy']:.2f}%",
+        "accuracy before fine-tune": f"{100 * r['accuracy_before_finetune']:.2f}%",
+        f"accuracy after fine-tune ({_steps_text(r['finetune'])})": f"{100 * r['accuracy_after_finetune']:.2f}%"
+        + ("" if r["status"] == "ok" else f" ({r['status']})"),
+        "served from cache": "yes" if r["served_from_cache"] else f"no ({r['seconds_of_the_real_evaluation']:.1f} s)",
+        "parameter-weighted avg bits": f"{r['param_weighted_avg_bits']:.2f}",
+        "packed file / fp32 state_dict": f"{r['packed_bytes']:,} B / {r['fp32_state_dict_bytes']:,} B",
+        "compression (measured)": f"{r['compression_ratio']:.2f}x",
+        "speedup / energy vs 8-bit (modelled)":
+            f"{r['modelled_speedup_vs_8bit']:.2f}x / {r['modelled_energy_reduction_vs_8bit']:.2f}x",
+    }
+
+
+def _steps_text(fidelity: str) -> str:
+    """'short-20' (a fidelity key) -> '20 steps'; 'none' -> 'none'."""
+    return f"{fidelity.split('-', 1)[1]} steps" if fidelity.startswith("short-") else fidelity
+
+
 def _space(args: argparse.Namespace) -> dict[str, Any] | None:
     """The search space asked on the command line (None: the method's default)."""
     from hirelc.methods.space import SpaceConfig
@@ -503,7 +580,7 @@ def _bits(text: str) -> tuple[int, ...]:
 def _log(args: argparse.Namespace) -> Callable[[str], None]:
     if getattr(args, "quiet", False):
         return lambda _msg: None
-    return lambda msg: console.print(msg)
+    return lambda msg: console.print(msg, soft_wrap=True)  # one line per message, also in logs
 
 
 if __name__ == "__main__":

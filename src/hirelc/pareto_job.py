@@ -6,11 +6,10 @@ Resumable like a search: enumeration goes through the same ledger and journal.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hirelc.pipeline import JobConfig, Log, _prepare_or_discard
+from hirelc.pipeline import JobConfig, Log, _evaluation_progress, _prepare_or_discard
 from hirelc.plan import Plan
 from hirelc.rundir import RunDir, atomic_write_text
 from hirelc.workers import job_executor
@@ -31,11 +30,12 @@ def run_pareto(
     prep = _prepare_or_discard(run, config, progress, log)
     problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
     total = space_size(len(problem.layers), len(problem.bits))
-    with job_executor(config, prep, lambda _accuracy: None) as evaluate:
+    # The expected duration is announced after the first real evaluation (measured on it).
+    with _evaluation_progress(progress, total, len(run.journal), label="pareto", announce=True) as tick, \
+            job_executor(config, prep, tick) as evaluate:
         ledger = EvaluationLedger(evaluate, max(total, 1), run.journal, layers=problem.names)
         log(f"enumerating {total:,} configurations ({ledger.n_evaluations} already journaled)")
-        points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space,
-                                 progress=_progress_printer(log) if progress else None)
+        points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space)
     frontier = pareto_frontier(points)
     data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
             "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
@@ -49,10 +49,3 @@ def run_pareto(
     atomic_write_text(Path(out) / "pareto.json", json.dumps(data, indent=1))
     return data
 
-
-def _progress_printer(log: Log) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 10) == 0:
-            log(f"  {done:,}/{total:,} configurations evaluated")
-
-    return report

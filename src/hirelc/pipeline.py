@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from hirelc import cost
@@ -35,6 +33,8 @@ from hirelc.evaluate.fidelity import Fidelity
 from hirelc.inventory import Inventory, inspect
 from hirelc.paths import cache_dir
 from hirelc.plan import Plan
+from hirelc.progress import Progress
+from hirelc.threads import thread_settings
 from hirelc.rundir import RunDir
 from hirelc.guidance import Guidance, measure_guidance
 from hirelc.methods.api import method_config, method_spec, search
@@ -205,6 +205,11 @@ def run_job(
     start = time.perf_counter()
     check_batched(config.method, config.executor, config.workers)
     run = RunDir(out).create(config.to_dict(), resume=resume, force=force)
+    if run.resumed and not force and run.result_path.exists():
+        # Nothing left to do: redoing the final fine-tune would overwrite the recorded wall time.
+        log(f"{out} is finished (its result.json is complete): nothing to resume; showing the recorded result. "
+            "To search again, use another --out or --force.")
+        return run.read_result()
     prep = _prepare_or_discard(run, config, progress, log, model=model, data=data)
     reference = prep.evaluator.fp32_accuracy("val")
     replayed = len(run.journal)
@@ -223,13 +228,14 @@ def run_job(
             space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage, **config.options,
         )
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
-    result = finalize(prep, found.plan, config, run)
+    result = finalize(prep, found.plan, config, run, progress=progress)
     result.update(_search_summary(found, prep, config, reference))
     result["evaluator_during_search"] = search_counters  # of this process: workers' evaluations not counted
     result["executor"] = evaluate.describe()
     result["wall_seconds"] = round(time.perf_counter() - start, 2)
-    # Fine-tune results depend on float reduction order, hence on the thread count: record it.
-    result["torch_threads"] = torch.get_num_threads()
+    # Fine-tune results depend on float reduction order, hence on the thread count: record it
+    # (and the OpenMP wait policy, which decides the CPU cost on a busy machine).
+    result.update(thread_settings())
     run.write_result(result)
     return result
 
@@ -242,14 +248,15 @@ def _describe_space(space: SpaceConfig) -> str:
 
 
 def _val_evaluate_fn(
-    evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float], None] = lambda _acc: None,
+    evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float, bool], None] = lambda _acc, _cached: None,
 ) -> Callable[[Plan], dict[str, Any]]:
     """plan -> metrics on validation data, the only split the search may see; `tick` is
-    told the accuracy of every real evaluation (progress display)."""
+    told the accuracy of every real evaluation and whether the evaluator's cache served it
+    (progress display)."""
 
     def evaluate(plan: Plan) -> dict[str, Any]:
         r = evaluator.evaluate(plan, fidelity, split="val")
-        tick(r.accuracy)
+        tick(r.accuracy, r.cached)
         return {"accuracy": r.accuracy, "loss": _finite(r.loss), "logit_mse": _finite(r.logit_mse),
                 "status": r.status}
 
@@ -257,30 +264,29 @@ def _val_evaluate_fn(
 
 
 @contextlib.contextmanager
-def _evaluation_progress(show: bool, budget: int, done: int) -> Iterator[Callable[[float], None]]:
-    """A progress bar over the budget of real evaluations (journaled ones count as done)."""
-    if not show:
-        yield lambda _acc: None
-        return
-    columns = (TextColumn("search"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("", total=budget, completed=done)
+def _evaluation_progress(show: bool, budget: int, done: int, label: str = "search",
+                         announce: bool = False) -> Iterator[Callable[[float, bool], None]]:
+    """Progress over the budget of real evaluations (journaled ones count as done): a bar
+    on a terminal, periodic plain lines in logs (hirelc.progress)."""
+    with Progress(label, total=budget, unit="evaluations", done=done, enabled=show, announce=announce) as bar:
         best = [0.0]
 
-        def tick(accuracy: float) -> None:
+        def tick(accuracy: float, cached: bool = False) -> None:
             best[0] = max(best[0], accuracy)
-            bar.update(task, advance=1, description=f"best val acc {100 * best[0]:.1f}%")
+            bar.advance(status=f"best val acc {100 * best[0]:.1f}%", computed=not cached)
 
         yield tick
 
 
-def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir) -> dict[str, Any]:
+def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progress: bool = False) -> dict[str, Any]:
     """Final fine-tune of the chosen plan, test accuracy, packed export, measured sizes and
     modelled costs."""
     from hirelc.export.packed import export_packed, read_layout  # the file format is only needed here
 
-    compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test")
+    epochs = f"{config.final_epochs} epoch{'s' if config.final_epochs != 1 else ''}"
+    with Progress(f"final fine-tune ({epochs})", unit="steps", enabled=progress) as bar:
+        compressed, final = prep.evaluator.final_finetune(plan, config.final_epochs, split="test",
+                                                          on_step=lambda done, total: bar.update(done, total))
     artifacts = run.artifacts
     artifacts.plan.write_text(plan.to_json())
     export_packed(compressed, plan, artifacts.model)
@@ -292,7 +298,8 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir) -> dict
     return {
         "model": config.model, "data": config.data, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "split_sizes": prep.data.sizes(),
-        "layers": [s.name for s in prep.inventory], "bit_choices": list(config.bits),
+        "layers": [s.name for s in prep.inventory], "layer_params": [s.n_params for s in prep.inventory],
+        "bit_choices": list(config.bits),
         "plan": plan.to_dict(), "bits": plan.bits(),
         "baseline_test_accuracy": baseline, "final_test_accuracy": final.accuracy,
         "accuracy_loss_points": round(100 * (baseline - final.accuracy), 3),

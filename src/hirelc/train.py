@@ -464,47 +464,36 @@ def _load_average() -> float:
 
 
 class _Reporter:
-    """A rich progress bar over each epoch's steps and one line per epoch; silent when disabled."""
+    """Progress over all training steps (bar on a terminal, plain lines with ETA in logs;
+    hirelc.progress) and one line per epoch; silent when disabled."""
 
     def __init__(self, model: str, dataset: str, epochs: int, steps: int, enabled: bool) -> None:
-        self.enabled, self.epochs, self.steps = enabled, epochs, steps
+        from hirelc.progress import Progress
+
+        self.epochs, self.steps = epochs, steps
         self.title = f"{model} on {dataset}"
-        self._progress: Any = None
-        self._task: Any = None
+        self._epoch = 1
+        self._progress = Progress(self._description(), total=epochs * steps, unit="steps", enabled=enabled)
 
     def __enter__(self) -> _Reporter:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self._description(1), total=self.steps)
+        self._progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
+        self._progress.__exit__(*exc)
 
-    def _description(self, epoch: int) -> str:
-        return f"{self.title}: epoch {epoch}/{self.epochs}"
+    def _description(self) -> str:
+        return f"training {self.title}, epoch {self._epoch}/{self.epochs}"
 
     def step(self) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task)
+        self._progress.advance()
 
     def epoch_done(self, row: dict[str, float], lr: float) -> None:
-        if self._progress is None:
-            return
         epoch = int(row["epoch"])
-        self._progress.console.print(
+        self._progress.print(
             f"{self.title}: epoch {epoch}/{self.epochs}  loss {row['train_loss']:.4f}  "
             f"train acc {100 * row['train_accuracy']:.2f}%  val acc {100 * row['val_accuracy']:.2f}%  "
-            f"lr {lr:.2e}  {row['time_s']:.1f} s",
-            soft_wrap=True,  # one line per epoch, also in logs narrower than the text
+            f"lr {lr:.2e}  {row['time_s']:.1f} s"
         )
-        if epoch < self.epochs:
-            self._progress.reset(self._task, total=self.steps, description=self._description(epoch + 1))
+        self._epoch = min(epoch + 1, self.epochs)
+        self._progress.label = self._description()

@@ -63,6 +63,7 @@ DEFAULT_FINETUNE_LR = 3e-4  # see Evaluator: why not the zoo's training lr of 1e
 
 CompressFn = Callable[[nn.Module, Plan], nn.Module]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StepFn = Callable[[int, int], None]  # (steps done, total steps)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -251,9 +252,11 @@ class Evaluator:
         return self._evaluate(plan, fidelity or Fidelity.none(), split, count_hit=True)
 
     def final_finetune(
-        self, plan: Plan, epochs: int, split: str = "test"
+        self, plan: Plan, epochs: int, split: str = "test", on_step: StepFn | None = None
     ) -> tuple[nn.Module, EvalResult]:
         """Fine-tune the compressed model for `epochs` and return it with its metrics.
+
+        on_step: called with (steps done, total steps) after every step (progress display).
 
         Always recomputes (the model itself is not cached) and stores the result, so a
         later `evaluate(plan, Fidelity.final(epochs), split)` is a cache hit. On divergence
@@ -263,7 +266,7 @@ class Evaluator:
         """
         fidelity = Fidelity.final(epochs)
         _check_split(split)
-        model, result = self._compute(plan, fidelity, split)
+        model, result = self._compute(plan, fidelity, split, on_step)
         self._store(self._key(plan, fidelity, split), plan, result)
         if not result.ok:  # hand back a usable model, not the NaN-poisoned one
             with _seeded(self.seed, self.device):
@@ -342,12 +345,14 @@ class Evaluator:
         self._store(key, plan, result)
         return result
 
-    def _compute(self, plan: Plan, fidelity: Fidelity, split: str) -> tuple[nn.Module, EvalResult]:
+    def _compute(
+        self, plan: Plan, fidelity: Fidelity, split: str, on_step: StepFn | None = None
+    ) -> tuple[nn.Module, EvalResult]:
         start = time.perf_counter()
         steps_before = self.finetune_steps
         with _seeded(self.seed, self.device):
             model = self.compress(self.model, plan).to(self.device)
-            failure = self._finetune(model, fidelity) if fidelity.finetunes else None
+            failure = self._finetune(model, fidelity, on_step) if fidelity.finetunes else None
             metrics, failure = self._measure_tuned(model, split, failure, fidelity.finetunes)
         self.real_evaluations += 1
         if failure is None and not metrics.finite:
@@ -403,7 +408,7 @@ class Evaluator:
             message=message,
         )
 
-    def _finetune(self, model: nn.Module, fidelity: Fidelity) -> str | None:
+    def _finetune(self, model: nn.Module, fidelity: Fidelity, on_step: StepFn | None = None) -> str | None:
         """Train `model` in place; returns a message if the loss went non-finite."""
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
@@ -434,6 +439,8 @@ class Evaluator:
             if schedule is not None:
                 schedule.step()
             self.finetune_steps += 1
+            if on_step is not None:
+                on_step(step, total)
         model.eval()
         return None
 

@@ -1,10 +1,12 @@
-"""The seed 000 figures, drawn from plain data (episode logs, Pareto points) to PNG files.
+"""The ReLeQ paper's figures (Elthakeb et al.), drawn from plain data (episode logs, Pareto
+points, the chosen plan) to PNG files.
 
 - `plot_action_probabilities`: per-layer probability of each bitwidth over episodes (Fig. 2).
 - `plot_convergence`: reward, State of Relative Accuracy and State of Quantization over
   episodes (Fig. 3b).
 - `plot_pareto`: accuracy vs parameter-weighted bits, frontier dashed, a search result
   marked with an arrow (Fig. 3a).
+- `plot_plan`: the chosen plan per layer: bits and keep ratio against layer size (hirelc's own).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_action_probabilities(
@@ -43,12 +46,17 @@ def plot_action_probabilities(
             continue
         for a, label in enumerate(actions):
             ax.plot(arr[:, i, a], label=label, linewidth=1.2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(layer_names[i] if i < len(layer_names) else f"layer {i}", fontsize=9)
         ax.set_xlabel("episode")
         ax.set_ylim(0, 1)
-    axes.flat[0].set_ylabel("action probability")
-    axes.flat[0].legend(fontsize=7, title="action", loc="upper left")
-    fig.suptitle("Bitwidth selection probability over episodes (seed 000 Fig. 2)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("action probability")
+    # one legend for every panel: the same actions (lines) in every layer's panel
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    title = "bits" if all(str(a).isdigit() for a in actions) else "action"
+    fig.legend(handles, labels, title=title, loc="outside right upper", fontsize=8)
+    fig.suptitle("Bitwidth selection probability over episodes (ReLeQ paper, Fig. 2)")
     return _save(fig, path)
 
 
@@ -58,13 +66,18 @@ def plot_convergence(episodes: Sequence[Mapping[str, Any]], path: Path) -> Path 
         return None
     series = [("reward", "reward"), ("state_acc", "State of Relative Accuracy"), ("state_q", "State of Quantization")]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
+    window = max(1, len(episodes) // 10)
     for ax, (key, title) in zip(axes, series):
         y = np.asarray([ep[key] for ep in episodes], dtype=float)
-        ax.plot(y, ".", alpha=0.4, markersize=3)
-        ax.plot(_moving_average(y, max(1, len(y) // 10)), linewidth=1.5)
+        ax.plot(y, ".", alpha=0.5, markersize=3 if len(y) > 100 else 6, label="each episode")
+        if window > 1:  # fewer than 20 episodes: the points alone
+            ax.plot(_moving_average(y, window), linewidth=1.5, label=f"moving average ({window} episodes)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("episode")
-    fig.suptitle("Convergence (seed 000 Fig. 3b)")
+        ax.set_ylabel(key.replace("_", " ") if key == "reward" else title)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Convergence of the episode's final plan (ReLeQ paper, Fig. 3b)")
     return _save(fig, path)
 
 
@@ -87,11 +100,44 @@ def plot_pareto(
         xy = (found["weighted_bits"], 100 * found["accuracy"])
         ax.annotate(found.get("label", "search result"), xy=xy, xytext=(0.45, 0.2), textcoords="axes fraction",
                     arrowprops={"arrowstyle": "->", "color": "red"}, color="red")
-        ax.plot(*xy, "r*", markersize=10)
+        ax.plot(*xy, "r*", markersize=10, label=found.get("label", "search result"))
     ax.set_xlabel("parameter-weighted average bits")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Quantization space and Pareto frontier (seed 000 Fig. 3a)", fontsize=10)
+    ax.set_title("Quantization space and Pareto frontier (ReLeQ paper, Fig. 3a)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_plan(
+    plan: Mapping[str, Mapping[str, Any]], layer_params: Sequence[int] | None, path: Path
+) -> Path | None:
+    """The chosen plan, one point per layer: bits (left) and keep ratio (right) against the
+    layer's parameter count (log scale; the layer's position when sizes are unknown)."""
+    if not plan:
+        return None
+    names = list(plan)
+    sized = layer_params is not None and len(layer_params) == len(names) and all(n > 0 for n in layer_params)
+    x = np.asarray(layer_params if sized else range(len(names)), dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    for ax, key, label, default in ((axes[0], "bits", "weight bits", 8), (axes[1], "keep_ratio", "keep ratio", 1.0)):
+        y = np.asarray([plan[n].get(key, default) for n in names], dtype=float)
+        ax.plot(x, y, "o", color="tab:blue" if key == "bits" else "tab:green", label=f"{label} of a layer")
+        for i, (xi, yi) in enumerate(zip(x, y)):
+            ax.annotate(names[i] if len(names) <= 8 else str(i), (xi, yi), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+        if sized:
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer size (parameters)" if sized else "layer (execution order)")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 8.8 if key == "bits" else 1.1)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_title("Bits per layer", fontsize=10)
+    axes[1].set_title("Kept fraction of channels per layer (1 = not pruned)", fontsize=10)
+    if len(names) > 8:
+        fig.text(0.01, 0.01, "labels: layer index in execution order", fontsize=7)
+    fig.suptitle("The chosen plan against layer size")
     return _save(fig, path)
 
 

@@ -1,9 +1,11 @@
 """`write_report(run_dir)`: report.html + PNG figures from what a run directory holds.
 
-Reads `result.json` (written by a search) and, when present, `pareto.json` (written by
-`hirelc pareto`); draws the seed 000 figures next to them and writes one self-contained
-HTML page that links them. Every number shown is copied from those files, with the label
-they carry (measured or modelled).
+Reads `result.json` (written by a search), `config.json`, and the Pareto enumeration when
+there is one: `pareto.json` in the same directory (written by `hirelc pareto`), or the one
+that placed this search on its frontier (`pareto_link.json`, written by
+`hirelc pareto --place`). Draws the ReLeQ paper's figures and the chosen plan next to them
+and writes one self-contained HTML page that links them. Every number shown is copied from
+those files, with the label they carry (measured or modelled).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto
+from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto, plot_plan
+
+PARETO_LINK = "pareto_link.json"
 
 # (key in result.json, label shown); modelled figures say so.
 SUMMARY_ROWS = [
@@ -29,10 +33,10 @@ SUMMARY_ROWS = [
     ("bits", "bits per layer"),
     ("avg_bits", "average bits"),
     ("param_weighted_avg_bits", "parameter-weighted average bits"),
-    ("state_of_quantization", "State of Quantization (seed 000 eq. 1)"),
+    ("state_of_quantization", "State of Quantization (ReLeQ paper, eq. 1)"),
     ("packed_bytes", "packed file size (bytes, measured)"),
     ("fp32_state_dict_bytes", "fp32 state_dict size (bytes, measured)"),
-    ("compression_ratio", "compression ratio (measured on the files)"),
+    ("compression_ratio", "compression (fp32 state_dict file bytes / packed file bytes, measured)"),
     ("modelled_speedup_vs_8bit", "speedup vs 8-bit (MODELLED, bit-serial accelerator)"),
     ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (MODELLED)"),
     ("real_evaluations", "real evaluations"),
@@ -50,14 +54,15 @@ def write_report(run_dir: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     result = _read_json(run_dir / "result.json", required=False)
-    pareto = _read_json(run_dir / "pareto.json", required=False)
+    pareto = _read_json(run_dir / "pareto.json", required=False) or _linked_pareto(run_dir)
     if result is None and pareto is None:
         raise FileNotFoundError(
             f"{run_dir} holds neither result.json nor pareto.json: is it a hirelc run directory? "
             "(create one with `hirelc search ... --out DIR` or `hirelc pareto ... --out DIR`)"
         )
+    config = _read_json(run_dir / "config.json", required=False) or {}
     figures = _draw(run_dir, result or {}, pareto)
-    page = _page(result or {}, pareto, figures)
+    page = _page(result or {}, pareto, figures, config)
     out = run_dir / "report.html"
     out.write_text(page, encoding="utf-8")
     return out
@@ -71,6 +76,8 @@ def _draw(run_dir: Path, result: Mapping[str, Any], pareto: Mapping[str, Any] | 
         ("Action probabilities per layer", plot_action_probabilities(
             episodes, result.get("layers", []), actions, run_dir / "fig_action_probabilities.png")),
         ("Reward, StateAcc and StateQ", plot_convergence(episodes, run_dir / "fig_convergence.png")),
+        ("The chosen plan: bits and keep ratio per layer", plot_plan(
+            result.get("plan", {}), result.get("layer_params"), run_dir / "fig_plan.png")),
     ]
     if pareto is not None:
         found = pareto.get("placed")
@@ -79,19 +86,25 @@ def _draw(run_dir: Path, result: Mapping[str, Any], pareto: Mapping[str, Any] | 
     return [(title, p) for title, p in drawn if p is not None]
 
 
-def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: list[tuple[str, Path]]) -> str:
+def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: list[tuple[str, Path]],
+          config: Mapping[str, Any] | None = None) -> str:
+    config = config or {}
+    shown = {**{k: v for k, v in config.items() if k in ("model", "data", "seed")}, **result}
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_fmt(result[key]))}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_fmt_row(key, shown[key]))}</td></tr>"
         for key, label in SUMMARY_ROWS
-        if key in result
+        if key in shown
     )
+    if not result and pareto is not None:  # a Pareto enumeration's own directory
+        rows += "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>"
+                        for k, v in _pareto_rows(pareto).items())
     pareto_html = _pareto_summary(pareto) if pareto else ""
     figs = "".join(
         f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}'
         "</figcaption></figure>"
         for t, p in figures
     )
-    title = f"hirelc report: {result.get('method', 'pareto')} on {result.get('model', '')} / {result.get('data', '')}"
+    title = _title(result, config)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
@@ -103,6 +116,54 @@ def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: 
     )
 
 
+def _title(result: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """Never blank: a search names method, model and data; a Pareto run names its space."""
+    model = result.get("model") or config.get("model") or "a model"
+    data = result.get("data") or config.get("data") or "its data"
+    if result:
+        return f"hirelc report: {result.get('method', 'search')} on {model} / {data}"
+    return f"hirelc report: Pareto enumeration of {model} / {data}"
+
+
+def _pareto_rows(pareto: Mapping[str, Any]) -> dict[str, Any]:
+    """The enumeration's table rows (a Pareto run has no result.json to fill the table)."""
+    rows = {
+        "layers": ", ".join(pareto.get("layers", [])),
+        "bit choices": pareto.get("bits", ""),
+        "search fidelity (fine-tune per evaluation)": pareto.get("fidelity", ""),
+        "configurations evaluated": f"{len(pareto['points']):,}",
+        "on the Pareto frontier": len(pareto["frontier"]),
+    }
+    best = max(pareto["points"], key=lambda p: p["accuracy"], default=None)
+    if best is not None:
+        rows["most accurate (validation)"] = f"{best['bits']}: {100 * best['accuracy']:.2f}%"
+    placed = pareto.get("placed")
+    if placed:
+        rows["search result placed"] = f"{placed['bits']} from {placed.get('from', '?')}: " \
+                                       f"{100 * placed['gap']:.2f} points below the frontier"
+    return rows
+
+
+def link_pareto(run_dir: str | Path, pareto_json: str | Path) -> Path:
+    """Record in a search's run directory which enumeration placed it, so its report shows
+    the Pareto view; returns the link file.
+
+    >>> import tempfile
+    >>> link_pareto(tempfile.mkdtemp(), "runs/pareto/pareto.json").name
+    'pareto_link.json'
+    """
+    link = Path(run_dir) / PARETO_LINK
+    link.write_text(json.dumps({"pareto": str(Path(pareto_json).resolve())}), encoding="utf-8")
+    return link
+
+
+def _linked_pareto(run_dir: Path) -> dict[str, Any] | None:
+    link = _read_json(run_dir / PARETO_LINK, required=False)
+    if not link:
+        return None
+    return _read_json(Path(link["pareto"]), required=False)  # moved or deleted since: no Pareto view
+
+
 def _pareto_summary(pareto: Mapping[str, Any]) -> str:
     n, f = len(pareto["points"]), len(pareto["frontier"])
     text = f"<h2>Pareto enumeration</h2><p>{n} configurations evaluated; {f} on the frontier."
@@ -111,6 +172,16 @@ def _pareto_summary(pareto: Mapping[str, Any]) -> str:
         text += (f" Search result {html.escape(str(placed.get('bits')))}: gap to the frontier "
                  f"{100 * placed['gap']:.2f} points.")
     return text + "</p>"
+
+
+def _fmt_row(key: str, value: Any) -> str:
+    """Accuracies in percent (as everywhere else in hirelc's output); a search that did not
+    converge says so rather than 'None'."""
+    if key.endswith("accuracy") and isinstance(value, (int, float)):
+        return f"{100 * value:.2f}%"
+    if key == "converged_at_episode" and value is None:
+        return "not converged"
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
