@@ -46,6 +46,7 @@ from hirelc.methods.problem import SearchProblem
 from hirelc.plan import LayerConfig, Plan
 
 MIN_LLA_STEPS = 64  # one MaskablePPO rollout
+RANDOM_ATTEMPTS = 200  # random plans tried when the policies only repeat evaluated plans
 
 
 class HiReLCSearch(Proposer):
@@ -172,12 +173,26 @@ class HiReLCSearch(Proposer):
         record["budgets_bytes"] = [int(b) for b in self.alloc.budgets(self.vote_shares)]
 
     def _pool(self) -> list[Plan]:
+        """The context plan and `pool_size` policy samples, repaired, minus evaluated ones.
+        When converged policies repeat evaluated plans, more samples are drawn, then
+        uniformly random plans of the space (repaired): a small space is explored to the
+        end instead of stopping early."""
         seen = {ev.plan_hash for ev in self.history}
         pool: dict[str, Plan] = {}
-        for plan in [self.context] + [self._sample() for _ in range(self.config.pool_size)]:
-            key = plan.content_hash()
-            if key not in seen:
-                pool.setdefault(key, plan)
+
+        def add(plans) -> None:
+            for plan in plans:
+                if plan.content_hash() not in seen:
+                    pool.setdefault(plan.content_hash(), plan)
+
+        add([self.context] + [self._sample() for _ in range(self.config.pool_size)])
+        need = self.config.evals_per_cycle
+        if len(pool) < need:
+            add(self._sample() for _ in range(self.config.pool_size))
+        for _ in range(RANDOM_ATTEMPTS):
+            if len(pool) >= need:
+                break
+            add([self.problem.candidate(self.problem.space.sample(self.rng))])
         return list(pool.values())
 
     def _sample(self) -> Plan:
