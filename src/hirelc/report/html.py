@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto
+from hirelc.report.hirelc_figures import hirelc_figures
 
 # (key in result.json, label shown); modelled figures say so.
 SUMMARY_ROWS = [
@@ -72,6 +73,7 @@ def _draw(run_dir: Path, result: Mapping[str, Any], pareto: Mapping[str, Any] | 
             episodes, result.get("layers", []), actions, run_dir / "fig_action_probabilities.png")),
         ("Reward, StateAcc and StateQ", plot_convergence(episodes, run_dir / "fig_convergence.png")),
     ]
+    drawn += hirelc_figures(result, run_dir)  # empty unless the run is a HiReLC search
     if pareto is not None:
         found = pareto.get("placed")
         drawn.append(("Pareto frontier", plot_pareto(
