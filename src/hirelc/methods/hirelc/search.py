@@ -9,7 +9,8 @@ One cycle (`_cycle`), run whenever the last cycle's proposals are used up:
 2. LLAs: each block's policy trains on its budget; its episode's reward is the cheap
    predicted accuracy of the context plan with the block's choices, repaired onto the
    target, minus the block-budget penalty (`lla.BlockEnv`).
-3. Pool: `pool_size` plans sampled from the policies, plus the vote's context plan, each
+3. Pool: `pool_size` plans sampled from the policies, plus the vote's context plan and the
+   Fisher prior plan (the greedy allocation, always the first evaluation of a search), each
    repaired by `problem.candidate`; already evaluated ones dropped.
 4. Proxy: a few pool plans get a measured proxy; the cheap estimate is recalibrated.
 5. Acquisition: the top predicted plans, then the most uncertain (ensemble spread; before
@@ -145,7 +146,12 @@ class HiReLCSearch(Proposer):
         pool = self._pool()
         self._measure_proxies(pool, record)
         mean, std = self.predict(pool) if pool else (np.zeros(0), np.zeros(0))
+        if self.config.fill_slack and pool:
+            pool = self._with_filled(pool, mean)
+            mean, std = self.predict(pool)
         self.queue = self._acquire(pool, mean, std)
+        if not self.cycles and self.alloc.greedy in pool:  # Fisher is the prior: evaluate its plan first
+            self.queue = [self.alloc.greedy] + [p for p in self.queue if p != self.alloc.greedy][: len(self.queue) - 1]
         self.timing["pool"] += time.perf_counter() - start - (self.proxy.seconds - proxy_before)
         record |= {"pool": len(pool), "proposed": [p.content_hash() for p in self.queue],
                    "predicted": [round(float(mean[pool.index(p)]), 4) for p in self.queue],
@@ -173,7 +179,8 @@ class HiReLCSearch(Proposer):
         record["budgets_bytes"] = [int(b) for b in self.alloc.budgets(self.vote_shares)]
 
     def _pool(self) -> list[Plan]:
-        """The context plan and `pool_size` policy samples, repaired, minus evaluated ones.
+        """The Fisher prior plan (greedy allocation), the vote's context plan and `pool_size`
+        policy samples, repaired, minus evaluated ones.
         When converged policies repeat evaluated plans, more samples are drawn, then
         uniformly random plans of the space (repaired): a small space is explored to the
         end instead of stopping early."""
@@ -185,7 +192,7 @@ class HiReLCSearch(Proposer):
                 if plan.content_hash() not in seen:
                     pool.setdefault(plan.content_hash(), plan)
 
-        add([self.context] + [self._sample() for _ in range(self.config.pool_size)])
+        add([self.alloc.greedy, self.context] + [self._sample() for _ in range(self.config.pool_size)])
         need = self.config.evals_per_cycle
         if len(pool) < need:
             add(self._sample() for _ in range(self.config.pool_size))
@@ -194,6 +201,18 @@ class HiReLCSearch(Proposer):
                 break
             add([self.problem.candidate(self.problem.space.sample(self.rng))])
         return list(pool.values())
+
+    def _with_filled(self, pool: list[Plan], mean: np.ndarray) -> list[Plan]:
+        """The pool plus the best predicted plans with their unused budget spent on the
+        least-damage moves up (`repair(fill=True)`): a plan well under the target leaves
+        accuracy on the table."""
+        seen = {ev.plan_hash for ev in self.history} | {p.content_hash() for p in pool}
+        extra: dict[str, Plan] = {}
+        for i in np.argsort(-mean, kind="stable")[: 2 * self.config.evals_per_cycle]:
+            filled = self.problem.repairer(pool[i], fill=True)
+            if filled.content_hash() not in seen:
+                extra.setdefault(filled.content_hash(), filled)
+        return pool + list(extra.values())
 
     def _sample(self) -> Plan:
         layers = dict(self.context.layers)
