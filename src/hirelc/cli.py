@@ -181,7 +181,7 @@ def _args_executor(p: argparse.ArgumentParser) -> None:
 
 def _args_search(p: argparse.ArgumentParser) -> None:
     _args_search_common(p)
-    p.add_argument("--method", default="releq", help="releq (bits only, serial) | uniform | random | greedy | tpe")
+    p.add_argument("--method", default="releq", help="releq (bits only, serial) | uniform | random | greedy | tpe | hirelc")
     p.add_argument("--space", default="auto", choices=("auto", "bits", "joint"),
                    help="bits: bit-widths only; joint: bits x keep x format x granularity; auto: bits for "
                         "releq, and for uniform/random without a size target; joint otherwise")
@@ -201,6 +201,9 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
     p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")
     p.add_argument("--action-space", help="releq actions: flexible (default) | restricted")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option (repeatable), e.g. --option flat=true --option evals_per_cycle=6 "
+                        "for hirelc; values are read as JSON, else as text")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite the run in --out")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -435,12 +438,27 @@ def _cmd_search(args: argparse.Namespace) -> None:
 
     options = {k: v for k, v in (("agent", args.agent), ("reward", args.reward),
                                  ("action_space", args.action_space)) if v is not None}
+    options |= _method_options(args.option)
     config = _job(args, method=args.method, bits=_bits(args.bits), max_evaluations=args.budget,
                   search_steps=args.steps, final_epochs=args.final_epochs, options=options, space=_space(args),
                   target_compression=args.target_compression, target_size=args.target_size,
                   max_accuracy_drop=args.max_accuracy_drop)
     result = run_job(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet, log=_log(args))
     _finish_run(args.out, result, report=not args.no_report)
+
+
+def _method_options(items: list[str]) -> dict[str, Any]:
+    """--option KEY=VALUE pairs -> options (JSON values: true, 6, 0.5; anything else is text)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option {item!r}: expected KEY=VALUE, e.g. --option flat=true")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
 
 
 def _cmd_resume(args: argparse.Namespace) -> None:

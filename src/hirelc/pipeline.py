@@ -225,7 +225,8 @@ def run_job(
             list(prep.inventory), evaluate,
             method=config.method, bits=config.bits, reference_accuracy=reference,
             max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal,
-            space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage, **config.options,
+            space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage,
+            proxy=logit_mse_proxy(prep.evaluator), **config.options,
         )
     search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run, progress=progress)
@@ -381,3 +382,15 @@ def eval_plan(prep: Prepared, plan: Plan, fidelity: Fidelity, split: str = "val"
     before = prep.evaluator.evaluate(plan, Fidelity.none(), split=split)
     after = prep.evaluator.evaluate(plan, fidelity, split=split) if fidelity.finetunes else before
     return before, after
+
+
+def logit_mse_proxy(evaluator: Evaluator) -> Callable[[Plan], float]:
+    """plan -> logit-MSE of the compressed model before fine-tuning vs the fp32 logits on
+    validation data (one forward pass): the cold-start proxy of seeds 001/002. Steers a
+    search only; it is never journaled and never a reported number (the evaluator's disk
+    cache may keep it, under fidelity "none")."""
+
+    def proxy(plan: Plan) -> float:
+        return evaluator.evaluate(plan, Fidelity.none(), split="val").logit_mse
+
+    return proxy

@@ -26,7 +26,7 @@ def run(synthetic, evaluate=None, method="releq", budget=50, seed=0, **options):
 
 
 def test_methods_are_registered():
-    assert list_methods() == ["greedy", "random", "releq", "tpe", "uniform"]
+    assert list_methods() == ["greedy", "hirelc", "random", "releq", "tpe", "uniform"]
 
 
 def test_unknown_method_and_option_are_clear_errors(synthetic):

@@ -31,6 +31,7 @@ from hirelc.methods.result import MethodOutcome, SearchResult
 from hirelc.methods.sizing import SizeModel
 from hirelc.methods.space import SearchSpace, SpaceConfig
 from hirelc.methods.target import Target
+from hirelc.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,18 @@ def _tpe_options(**options: Any) -> Any:
     return TPEConfig.from_options(**options)
 
 
+def _hirelc_options(**options: Any) -> Any:
+    from hirelc.methods.hirelc.config import HiReLCConfig
+
+    return HiReLCConfig.from_options(**options)
+
+
+def _hirelc(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: Any) -> MethodOutcome:
+    from hirelc.methods.hirelc.search import HiReLCSearch  # torch + SB3 only when used
+
+    return drive(HiReLCSearch(problem, config, seed), problem, ledger)
+
+
 def _tpe(problem: SearchProblem, ledger: EvaluationLedger, seed: int, config: Any) -> MethodOutcome:
     from hirelc.methods.tpe import TPESearch  # optuna only when used
 
@@ -95,6 +108,8 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("greedy", "Fisher-guided knapsack allocation (HAWQ-style), one plan", NoOptions.from_options,
                _ask_tell(GreedySearch), needs_size_target=True),
     MethodSpec("tpe", "Optuna TPE over the same choices, repaired to the target", _tpe_options, _tpe),
+    MethodSpec("hirelc", "HiReLC: Fisher-guided HLA ensemble + per-block masked-PPO LLAs + MLP-ensemble "
+               "surrogate in an active-learning loop (seeds 001/002)", _hirelc_options, _hirelc),
 )}
 
 
@@ -102,7 +117,7 @@ def list_methods() -> list[str]:
     """Names accepted by `search(method=...)`.
 
     >>> list_methods()
-    ['greedy', 'random', 'releq', 'tpe', 'uniform']
+    ['greedy', 'hirelc', 'random', 'releq', 'tpe', 'uniform']
     """
     return sorted(METHODS)
 
@@ -137,6 +152,7 @@ def search(
     target: Target | None = None,
     sizes: SizeModel | None = None,
     damage: DamageModel | None = None,
+    proxy: Callable[[Plan], float] | None = None,
     **options: Any,
 ) -> SearchResult:
     """Find a per-layer bitwidth plan for `layers` with `method`, spending at most
@@ -157,6 +173,9 @@ def search(
         onto it. Model-free, size counts the kernels only unless `sizes` says otherwise.
     sizes / damage: storage and damage models (`hirelc.evaluate.calibrate` measures both
         on a model); defaults: kernels only / Gaussian stand-ins of the kernels' shapes.
+    proxy: optional cheap `plan -> value`, lower = better (e.g. the logit-MSE of the
+        compressed model before fine-tuning); steers hirelc's cold start, never reported;
+        without it hirelc steers by the `DamageModel` total.
     options: method options, e.g. for "releq" see `ReLeQConfig` (agent="mlp",
         reward="ratio", action_space="restricted", reward_mode="step", learning_rate=...),
         for "tpe" `TPEConfig` (n_startup_trials, multivariate).
@@ -179,7 +198,7 @@ def search(
     method_spec(method).check(space, target or Target())
     search_space = SearchSpace(layers, space) if space is not None else None
     problem = SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
-                            search_space, target or Target(), sizes, damage)
+                            search_space, target or Target(), sizes, damage, proxy)
     ledger = EvaluationLedger(evaluate, max_evaluations, journal, layers=[s.name for s in layers])
     return run_search(problem, ledger, method=method, seed=seed, config=config)
 

@@ -20,7 +20,7 @@ case with no target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -49,6 +49,9 @@ class SearchProblem:
         ReLeQ agent's training signal).
     sizes / damage: storage and damage models (default: kernels only / Gaussian stand-ins
         of the kernels' shapes); a job measures both on the model.
+    proxy: optional cheap `plan -> value` (lower = better) that methods may use to steer,
+        never a reported number; a job passes the logit-MSE of the compressed model
+        before fine-tuning (one forward pass on validation data). Used by hirelc.
     """
 
     layers: tuple[LayerSpec, ...]
@@ -59,6 +62,7 @@ class SearchProblem:
     target: Target = field(default_factory=Target)
     sizes: SizeModel | None = None
     damage: DamageModel | None = None
+    proxy: Callable[[Plan], float] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -73,6 +77,8 @@ class SearchProblem:
             object.__setattr__(self, "sizes", SizeModel(self.layers))
         if not isinstance(self.reward, RewardParams):
             raise ValueError(f"reward must be RewardParams(a, b, th), got {self.reward!r}")
+        if self.proxy is not None and not callable(self.proxy):
+            raise ValueError(f"proxy must be a callable plan -> float (lower = better), got {self.proxy!r}")
         if not isinstance(self.target, Target):
             raise ValueError(f"target must be a hirelc Target, got {self.target!r}")
         ref = self.reference_accuracy

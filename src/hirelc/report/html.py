@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto, plot_plan
+from hirelc.report.hirelc_figures import hirelc_figures
 
 PARETO_LINK = "pareto_link.json"
 
@@ -79,6 +80,7 @@ def _draw(run_dir: Path, result: Mapping[str, Any], pareto: Mapping[str, Any] | 
         ("The chosen plan: bits and keep ratio per layer", plot_plan(
             result.get("plan", {}), result.get("layer_params"), run_dir / "fig_plan.png")),
     ]
+    drawn += hirelc_figures(result, run_dir)  # empty unless the run is a HiReLC search
     if pareto is not None:
         found = pareto.get("placed")
         drawn.append(("Pareto frontier", plot_pareto(

@@ -1,0 +1,87 @@
+"""`HiReLCConfig`: every setting of a HiReLC search, typed and validated before any work.
+
+The defaults keep one cycle small on a CPU (about 2,000 LLA env steps and 3 x 64 HLA steps
+per cycle) and spend a budget of 30 real evaluations in 5 cycles of 6.
+
+Ablations (seeds 001/002 "ablation studies"), each a flag:
+
+- `flat`: one low-level agent over every kernel, no high-level budget split;
+- `no_fisher`: uniform prior (block shares proportional to fp32 bytes) and no Fisher
+  sensitivity in any observation (the problem's repair still ranks moves by damage);
+- `no_surrogate`: the cheap reward is the cold-start proxy for the whole search (a real
+  evaluation per LLA reward would spend the budget in one cycle), acquisition by proxy;
+- `single_hla`: one PPO high-level agent instead of the ensemble.
+
+>>> HiReLCConfig.from_options(evals_per_cycle=4, flat=True).evals_per_cycle
+4
+>>> HiReLCConfig(pool_size=1)
+Traceback (most recent call last):
+...
+ValueError: hirelc pool_size must be >= evals_per_cycle (6), got 1
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HiReLCConfig:
+    """evals_per_cycle: real evaluations proposed per active-learning cycle.
+    cold_start: real evaluations before the surrogate replaces the proxy as reward.
+    lla_steps: LLA env steps per cycle, split over the blocks (at least 64 each).
+    hla_steps: env steps per HLA per cycle.
+    pool_size: candidate plans sampled from the LLA policies per cycle.
+    proxy_calls: measured proxy values per cycle (calibrate the cheap proxy estimate).
+    n_surrogates / surrogate_hidden / surrogate_epochs: the MLP ensemble.
+    budget_penalty: reward lost per unit of relative overshoot of a block budget.
+    uncertain_share: share of each cycle's evaluations picked by ensemble spread.
+    fill_slack: also offer the best predicted pool plans with their unused bytes spent
+        (least damage per byte, `repair(fill=True)`); off by default: on the synthetic
+        test problem (Gaussian stand-in damage) the filled plans took the evaluations that
+        found the optimum without it (seed 0, 12 evaluations).
+    """
+
+    evals_per_cycle: int = 6
+    cold_start: int = 8
+    lla_steps: int = 2048
+    hla_steps: int = 64
+    pool_size: int = 48
+    proxy_calls: int = 8
+    n_surrogates: int = 5
+    surrogate_hidden: int = 32
+    surrogate_epochs: int = 300
+    budget_penalty: float = 1.0
+    uncertain_share: float = 0.34
+    fill_slack: bool = False
+    flat: bool = False
+    no_fisher: bool = False
+    no_surrogate: bool = False
+    single_hla: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"hirelc {f.name} must be true or false, got {value!r}")
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"hirelc {f.name} must be a positive integer, got {value!r}")
+        if self.pool_size < self.evals_per_cycle:
+            raise ValueError(f"hirelc pool_size must be >= evals_per_cycle ({self.evals_per_cycle}), "
+                             f"got {self.pool_size}")
+        if not isinstance(self.budget_penalty, (int, float)) or not self.budget_penalty >= 0:
+            raise ValueError(f"hirelc budget_penalty must be a number >= 0, got {self.budget_penalty!r}")
+        if not isinstance(self.uncertain_share, (int, float)) or not 0.0 <= self.uncertain_share <= 1.0:
+            raise ValueError(f"hirelc uncertain_share must be in [0, 1], got {self.uncertain_share!r}")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "HiReLCConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(options) - names
+        if unknown:
+            raise ValueError(f"unknown hirelc option(s) {sorted(unknown)}; valid: {sorted(names)}")
+        return cls(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,305 @@
+"""The HiReLC active-learning loop (seed 002: "an iterative active learning loop interleaves
+surrogate-guided RL optimization with post-compression fine-tuning"), as a `Proposer`, so
+the shared driver owns the budget, stop reasons, ledger and journal.
+
+One cycle (`_cycle`), run whenever the last cycle's proposals are used up:
+
+1. HLAs: train on the cheap reward, propose block shares, vote (`hla.HLAEnsemble`);
+   the vote realises a context plan (`allocation.Allocator.realise`).
+2. LLAs: each block's policy trains on its budget; its episode's reward is the cheap
+   predicted accuracy of the context plan with the block's choices, repaired onto the
+   target, minus the block-budget penalty (`lla.BlockEnv`).
+3. Pool: `pool_size` plans sampled from the policies, plus the vote's context plan and the
+   Fisher prior plan (the greedy allocation, always the first evaluation of a search), each
+   repaired by `problem.candidate`; already evaluated ones dropped.
+4. Proxy: a few pool plans get a measured proxy; the cheap estimate is recalibrated.
+5. Acquisition: the top predicted plans, then the most uncertain (ensemble spread; before
+   the surrogate exists, seeded random picks) -> proposed for real evaluation.
+
+`observe` collects the real results; at the next cycle the surrogate's Spearman rho on
+the evaluations it has not seen is recorded, then it is retrained on every real evaluation
+and the HLAs get their realised reward. Cheap reward = surrogate mean once `cold_start`
+real evaluations exist (never with `no_surrogate`), else the calibrated proxy score.
+
+Deterministic for a seed (SB3 and torch seeded), so a resumed job replays the same
+proposals and the ledger answers the journaled ones for free.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from hirelc.methods.driver import Proposer
+from hirelc.methods.hirelc.allocation import Allocator
+from hirelc.methods.hirelc.config import HiReLCConfig
+from hirelc.methods.hirelc.features import PlanFeaturizer, blocks, kernel_features, sensitivity
+from hirelc.methods.hirelc.hla import ENSEMBLE, HLAEnsemble
+from hirelc.methods.hirelc.lla import BlockEnv, LowLevelAgent
+from hirelc.methods.hirelc.proxy import ProxyModel
+from hirelc.methods.hirelc.surrogate import Surrogate, spearman
+from hirelc.methods.ledger import Evaluation
+from hirelc.methods.problem import SearchProblem
+from hirelc.plan import LayerConfig, Plan
+
+MIN_LLA_STEPS = 64  # one MaskablePPO rollout
+RANDOM_ATTEMPTS = 200  # random plans tried when the policies only repeat evaluated plans
+
+
+class HiReLCSearch(Proposer):
+    """Hierarchical ensemble RL with Fisher guidance and a surrogate; see the module doc."""
+
+    def __init__(self, problem: SearchProblem, config: HiReLCConfig | None = None, seed: int = 0):
+        self.problem, self.config, self.seed = problem, config or HiReLCConfig(), seed
+        c = self.config
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        self.blocks = blocks(problem, c.flat)
+        self.alloc = Allocator(problem, self.blocks)
+        self.proxy = ProxyModel(problem, problem.proxy)
+        self.featurize = PlanFeaturizer(problem)
+        self.surrogate = Surrogate(c.n_surrogates, c.surrogate_hidden, c.surrogate_epochs, seed)
+        self.prior = self.alloc.prior_shares(use_fisher=not c.no_fisher)
+        sens = sensitivity(problem)
+        self.block_sens = np.array([sum(sens[n] for n in b) for b in self.blocks]) * (not c.no_fisher)
+        self.block_size = self.alloc.prior_shares(use_fisher=False)
+        self.hlas = None if c.flat else HLAEnsemble(self.prior, self._shares_reward, seed,
+                                                    ENSEMBLE[:1] if c.single_hla else ENSEMBLE)
+        feats = kernel_features(problem, use_fisher=not c.no_fisher)
+        self.envs = [BlockEnv(problem, b, feats, self._block_reward(i), c.budget_penalty)
+                     for i, b in enumerate(self.blocks)]
+        self.llas = [LowLevelAgent(env, seed + 7 * i) for i, env in enumerate(self.envs)]
+        self.context = self.alloc.greedy
+        self.vote_shares: np.ndarray | None = None
+        self.proposals: list[np.ndarray] = []
+        self.queue: list[Plan] = []
+        self.history: list[Evaluation] = []
+        self.trained_on = 0  # real evaluations the surrogate was last fitted on
+        self.cycles: list[dict[str, Any]] = []
+        self.timing = {"rl": 0.0, "surrogate": 0.0, "pool": 0.0}
+        self._memo: dict[str, float] = {}
+        self._block_memo: dict[tuple, float] = {}
+
+    # --- ask / tell ----------------------------------------------------------------------
+    def propose(self, n: int) -> list[Plan]:
+        if not self.queue:
+            self._learn_from_reals()
+            self._cycle()
+        out, self.queue = self.queue[:n], self.queue[n:]
+        return out
+
+    def observe(self, evaluations: list[Evaluation]) -> None:
+        self.history += [ev for ev in evaluations if ev.plan_hash not in {h.plan_hash for h in self.history}]
+
+    def options(self) -> dict[str, Any]:
+        self._learn_from_reals()
+        return self.config.to_dict() | {"hirelc": self.summary()}
+
+    # --- the cheap reward ------------------------------------------------------------------
+    @property
+    def use_surrogate(self) -> bool:
+        return (not self.config.no_surrogate) and self.surrogate.ready
+
+    def predict(self, plans: list[Plan]) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted score, uncertainty) of each plan: surrogate, or proxy in cold start."""
+        if not self.use_surrogate:
+            return np.array([self.proxy.score(p) for p in plans]), np.zeros(len(plans))
+        x = np.stack([self.featurize(p, self.proxy.estimate(p)) for p in plans])
+        return self.surrogate.predict(x)
+
+    def _cheap(self, plan: Plan) -> float:
+        key = plan.content_hash()
+        if key not in self._memo:
+            self._memo[key] = float(self.predict([plan])[0][0])
+        return self._memo[key]
+
+    def _shares_reward(self, shares: np.ndarray) -> float:
+        return self._cheap(self.alloc.realise(shares))
+
+    def _block_reward(self, b: int):
+        def reward(cfgs: dict[str, LayerConfig]) -> float:
+            key = (b, tuple(sorted(cfgs.items())))
+            if key not in self._block_memo:  # repair is the costly part: once per block choice
+                self._block_memo[key] = self._cheap(self.problem.candidate(Plan(self.context.layers | cfgs)))
+            return self._block_memo[key]
+
+        return reward
+
+    # --- one cycle -------------------------------------------------------------------------
+    def _cycle(self) -> None:
+        c, record = self.config, {"cycle": len(self.cycles), "reward_source": self._reward_source()}
+        torch.manual_seed(self.seed + 1000 * len(self.cycles))
+        self._memo.clear()  # the predictor and the context plan changed since the last cycle
+        self._block_memo.clear()
+        start = time.perf_counter()
+        self._vote(record)
+        steps = max(MIN_LLA_STEPS, c.lla_steps // len(self.llas))
+        for env, lla, budget in zip(self.envs, self.llas, self.alloc.budgets(self.vote_shares)):
+            env.set_budget(budget)
+            lla.learn(steps)
+        self.timing["rl"] += time.perf_counter() - start
+        start, proxy_before = time.perf_counter(), self.proxy.seconds
+        pool = self._pool()
+        self._measure_proxies(pool, record)
+        mean, std = self.predict(pool) if pool else (np.zeros(0), np.zeros(0))
+        if self.config.fill_slack and pool:
+            pool = self._with_filled(pool, mean)
+            mean, std = self.predict(pool)
+        self.queue = self._acquire(pool, mean, std)
+        if not self.cycles and self.alloc.greedy in pool:  # Fisher is the prior: evaluate its plan first
+            self.queue = [self.alloc.greedy] + [p for p in self.queue if p != self.alloc.greedy][: len(self.queue) - 1]
+        self.timing["pool"] += time.perf_counter() - start - (self.proxy.seconds - proxy_before)
+        record |= {"pool": len(pool), "proposed": [p.content_hash() for p in self.queue],
+                   "predicted": [round(float(mean[pool.index(p)]), 4) for p in self.queue],
+                   "block_decisions": self._decisions()}
+        self.cycles.append(record)
+
+    def _reward_source(self) -> str:
+        return "surrogate" if self.use_surrogate else f"proxy:{self.proxy.kind}"
+
+    def _vote(self, record: dict[str, Any]) -> None:
+        if self.hlas is None:
+            self.vote_shares = np.ones(1)
+        else:
+            best = self._best()
+            obs = self.hlas.observation(self.block_sens, self.block_size, self.vote_shares,
+                                        None if best is None else self.alloc.shares_of(best.plan),
+                                        0.0 if best is None else self.problem.score(best),
+                                        min(len(self.cycles) / 10, 1.0))
+            self.hlas.learn(self.config.hla_steps)
+            self.proposals = self.hlas.propose(obs)
+            self.vote_shares = self.hlas.vote(self.proposals)
+            record["hla"] = {"agents": self.hlas.kinds, "proposals": [_r(p) for p in self.proposals],
+                             "weights": _r(self.hlas.weights), "vote": _r(self.vote_shares)}
+        self.context = self.alloc.realise(self.vote_shares)
+        record["budgets_bytes"] = [int(b) for b in self.alloc.budgets(self.vote_shares)]
+
+    def _pool(self) -> list[Plan]:
+        """The Fisher prior plan (greedy allocation), the vote's context plan and `pool_size`
+        policy samples, repaired, minus evaluated ones.
+        When converged policies repeat evaluated plans, more samples are drawn, then
+        uniformly random plans of the space (repaired): a small space is explored to the
+        end instead of stopping early."""
+        seen = {ev.plan_hash for ev in self.history}
+        pool: dict[str, Plan] = {}
+
+        def add(plans) -> None:
+            for plan in plans:
+                if plan.content_hash() not in seen:
+                    pool.setdefault(plan.content_hash(), plan)
+
+        add([self.alloc.greedy, self.context] + [self._sample() for _ in range(self.config.pool_size)])
+        need = self.config.evals_per_cycle
+        if len(pool) < need:
+            add(self._sample() for _ in range(self.config.pool_size))
+        for _ in range(RANDOM_ATTEMPTS):
+            if len(pool) >= need:
+                break
+            add([self.problem.candidate(self.problem.space.sample(self.rng))])
+        return list(pool.values())
+
+    def _with_filled(self, pool: list[Plan], mean: np.ndarray) -> list[Plan]:
+        """The pool plus the best predicted plans with their unused budget spent on the
+        least-damage moves up (`repair(fill=True)`): a plan well under the target leaves
+        accuracy on the table."""
+        seen = {ev.plan_hash for ev in self.history} | {p.content_hash() for p in pool}
+        extra: dict[str, Plan] = {}
+        for i in np.argsort(-mean, kind="stable")[: 2 * self.config.evals_per_cycle]:
+            filled = self.problem.repairer(pool[i], fill=True)
+            if filled.content_hash() not in seen:
+                extra.setdefault(filled.content_hash(), filled)
+        return pool + list(extra.values())
+
+    def _sample(self) -> Plan:
+        layers = dict(self.context.layers)
+        for lla in self.llas:
+            layers |= lla.sample()
+        return self.problem.candidate(Plan({n: layers[n] for n in self.problem.names}))
+
+    def _measure_proxies(self, pool: list[Plan], record: dict[str, Any]) -> None:
+        """Measure the proxy on the best-estimated and a few random pool plans; report how
+        well the estimate ranked them before recalibrating."""
+        if not pool:
+            return
+        k = min(self.config.proxy_calls, len(pool))
+        by_estimate = sorted(range(len(pool)), key=lambda i: self.proxy.estimate(pool[i]))
+        picks = by_estimate[: (k + 1) // 2]
+        rest = [i for i in range(len(pool)) if i not in picks]
+        picks += [rest[i] for i in self.rng.permutation(len(rest))[: k - len(picks)]]
+        estimates = [self.proxy.estimate(pool[i]) for i in picks]
+        measured = [self.proxy.measure(pool[i]) for i in picks]
+        self.proxy.calibrate()
+        record["proxy"] = {"measured": len(picks), "estimate_rho": spearman(estimates, measured)}
+
+    def _acquire(self, pool: list[Plan], mean: np.ndarray, std: np.ndarray) -> list[Plan]:
+        n = min(self.config.evals_per_cycle, len(pool))
+        n_uncertain = int(round(self.config.uncertain_share * n))
+        order = list(np.argsort(-mean, kind="stable"))
+        chosen = order[: n - n_uncertain]
+        rest = [i for i in order if i not in chosen]
+        if self.use_surrogate:
+            rest = sorted(rest, key=lambda i: -std[i])
+        else:  # no spread yet: explore at random
+            rest = [rest[i] for i in self.rng.permutation(len(rest))]
+        return [pool[i] for i in chosen + rest[:n_uncertain]]
+
+    # --- learning from real evaluations ----------------------------------------------------
+    def _learn_from_reals(self) -> None:
+        """Surrogate quality on unseen evaluations, refit, and the HLAs' realised reward."""
+        new = self.history[self.trained_on:]
+        if not new or not self.cycles:
+            return
+        last = self.cycles[-1]
+        if self.surrogate.ready:
+            mean, _ = self.surrogate.predict(np.stack([self._features(ev.plan) for ev in new]))
+            last["surrogate"] = {"rho_unseen": spearman(list(mean), [self.problem.score(ev) for ev in new]),
+                                 "n_unseen": len(new), "trained_on": self.trained_on,
+                                 "pairs": [[round(float(m), 4), round(self.problem.score(ev), 4)]
+                                           for m, ev in zip(mean, new)]}
+        last["real"] = {"accuracies": [round(ev.accuracy, 4) for ev in new],
+                        "best_score": round(max(self.problem.score(ev) for ev in new), 4)}
+        start = time.perf_counter()
+        if len(self.history) >= self.config.cold_start and not self.config.no_surrogate:
+            x = np.stack([self._features(ev.plan) for ev in self.history])
+            self.surrogate.fit(x, [self.problem.score(ev) for ev in self.history])
+        self.trained_on = len(self.history)
+        self.timing["surrogate"] += time.perf_counter() - start
+        if self.hlas is not None and self.proposals:
+            best = max(new, key=self.problem.selection_key)
+            last["hla"]["realised_rewards"] = _r(self.hlas.reward(self.proposals, self.alloc.shares_of(best.plan)))
+            last["hla"]["weights_after"] = _r(self.hlas.weights)
+
+    def _features(self, plan: Plan) -> np.ndarray:
+        return self.featurize(plan, self.proxy.estimate(plan))
+
+    def _best(self) -> Evaluation | None:
+        return self.problem.best(self.history)
+
+    def _decisions(self) -> dict[str, str]:
+        """Each LLA's most likely configs for its block (its policy's mode)."""
+        out = {}
+        for lla in self.llas:
+            for name, cfg in lla.sample(deterministic=True).items():
+                out[name] = _label(cfg)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: blocks, cycles (votes, weights, decisions, surrogate quality), timing."""
+        return {"blocks": self.blocks, "prior_shares": _r(self.prior), "cycles": self.cycles,
+                "proxy_calls": self.proxy.calls, "proxy_kind": self.proxy.kind,
+                "seconds": {k: round(v, 2) for k, v in self.timing.items()} | {"proxy": round(self.proxy.seconds, 2),
+                             "real": round(sum(ev.seconds for ev in self.history if not ev.replayed), 2)},
+                "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles]}
+
+
+def _label(cfg: LayerConfig) -> str:
+    gran = f"per_group:{cfg.group_size}" if cfg.granularity == "per_group" else cfg.granularity
+    return f"{cfg.bits}b/keep{cfg.keep_ratio:g}/{cfg.number_format}/{gran}"
+
+
+def _r(values: Any) -> list[float]:
+    return [round(float(v), 4) for v in values]

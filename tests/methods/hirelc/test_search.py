@@ -1,0 +1,132 @@
+"""HiReLC end to end on a model-free problem with a known optimum: target met by every
+evaluated plan, the optimum found, same seed -> same search, resume replays for free."""
+
+import itertools
+
+import pytest
+
+from hirelc.methods import search
+from hirelc.methods.api import method_config
+from hirelc.methods.ledger import EvaluationLedger
+from hirelc.methods.problem import SearchProblem
+from hirelc.methods.sizing import SizeModel
+from hirelc.methods.space import SearchSpace, SpaceConfig
+from hirelc.methods.synthetic import sensitive_layer_problem
+from hirelc.methods.target import Target
+from hirelc.plan import Plan
+from tests.methods.fakes import Counting, MemoryJournal
+
+LAYERS = sensitive_layer_problem().layers
+SPACE = SpaceConfig(bits=(2, 4, 8), keep_ratios=(1.0,), formats=("int_sym",), granularities=("per_channel",))
+NEEDED = {"conv1": 4, "conv2": 8, "fc1": 4, "fc2": 4}
+# (4, 8, 4, 4) is 5.96x smaller than fp32 (kernels + float16 scales): 5.9x admits it and no
+# plan with more bits, so it is the only plan meeting the target with nothing missing.
+TARGET = Target(compression=5.9)
+TINY = dict(evals_per_cycle=4, cold_start=4, lla_steps=128, hla_steps=16, pool_size=12, proxy_calls=4,
+            n_surrogates=3, surrogate_hidden=16, surrogate_epochs=60)
+
+
+def accuracy(plan):
+    missing = sum(max(0, NEEDED[n] - c.bits) // 2 for n, c in plan.items())
+    return round(max(0.05, 0.95 - 0.2 * missing), 6)
+
+
+def run(budget=12, seed=0, journal=None, evaluate=accuracy, **options):
+    return search(list(LAYERS), evaluate, method="hirelc", space=SPACE, target=TARGET, reference_accuracy=0.95,
+                  max_evaluations=budget, seed=seed, journal=journal, **(TINY | options))
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run()
+
+
+def test_the_known_optimum_is_the_unique_perfect_plan_under_the_target():
+    sizes, budget = SizeModel(LAYERS), TARGET.max_bytes(SizeModel(LAYERS).fp32_bytes)
+    space = SearchSpace(LAYERS, SPACE)
+    perfect = [p for p in space.enumerate() if sizes.nbytes(p) <= budget and accuracy(p) == 0.95]
+    assert [p.bits() for p in perfect] == [[4, 8, 4, 4]]
+
+
+def test_hirelc_finds_the_optimum_within_the_budget(result):
+    assert result.plan.bits() == [4, 8, 4, 4] and result.best_accuracy == 0.95
+    assert result.n_evaluations <= 12 and result.target_met is True
+
+
+def test_every_evaluated_plan_meets_the_target(result):
+    sizes = SizeModel(LAYERS)
+    budget = TARGET.max_bytes(sizes.fp32_bytes)
+    assert result.history and all(sizes.nbytes(ev.plan) <= budget for ev in result.history)
+    assert len({ev.plan_hash for ev in result.history}) == len(result.history)  # never proposes a repeat
+
+
+def test_the_outcome_records_votes_decisions_and_surrogate_quality(result):
+    info = result.options["hirelc"]
+    cycles = info["cycles"]
+    assert len(cycles) >= 3 and info["blocks"] == [["conv1"], ["conv2"], ["fc1"], ["fc2"]]
+    first = cycles[0]
+    assert first["reward_source"] == "proxy:damage_total" and cycles[-1]["reward_source"] == "surrogate"
+    assert len(first["hla"]["proposals"]) == 3 and sum(first["hla"]["vote"]) == pytest.approx(1, abs=1e-3)
+    assert sum(first["hla"]["weights_after"]) == pytest.approx(1, abs=1e-3)
+    assert set(first["block_decisions"]) == set(NEEDED)
+    assert "surrogate" not in first and cycles[1]["surrogate"]["n_unseen"] == len(cycles[1]["proposed"])
+    assert len(info["rho_by_cycle"]) == len(cycles) and info["rho_by_cycle"][0] is None
+    assert sum(len(c["proposed"]) for c in cycles) == result.n_evaluations
+
+
+@pytest.mark.slow
+def test_same_seed_same_search_and_another_seed_differs(result):
+    again = run()
+    assert [ev.plan_hash for ev in again.history] == [ev.plan_hash for ev in result.history]
+    assert again.plan == result.plan
+    other = run(seed=1)
+    assert [ev.plan_hash for ev in other.history] != [ev.plan_hash for ev in result.history]
+
+
+@pytest.mark.slow
+def test_resume_replays_the_journal_without_recomputing(result):
+    journal = MemoryJournal()
+    run(journal=journal)
+    killed = MemoryJournal(journal.records()[:7])  # as if killed -9 after 7 evaluations
+    counting = Counting(accuracy)
+    resumed = run(journal=killed, evaluate=counting)
+    assert len(counting.calls) == 12 - 7
+    assert [ev.plan_hash for ev in resumed.history] == [ev.plan_hash for ev in result.history]
+    assert resumed.plan == result.plan
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["flat", "no_fisher", "no_surrogate", "single_hla"])
+def test_each_ablation_runs_and_does_what_it_says(flag):
+    out = run(budget=8, **{flag: True})
+    info, cycles = out.options["hirelc"], out.options["hirelc"]["cycles"]
+    sizes = SizeModel(LAYERS)
+    assert out.options[flag] is True and out.n_evaluations == 8
+    assert all(sizes.nbytes(ev.plan) <= TARGET.max_bytes(sizes.fp32_bytes) for ev in out.history)
+    if flag == "flat":
+        assert info["blocks"] == [[s.name for s in LAYERS]] and "hla" not in cycles[0]
+    if flag == "single_hla":
+        assert cycles[0]["hla"]["agents"] == ["ppo"]
+    if flag == "no_surrogate":
+        assert all(c["reward_source"].startswith("proxy") for c in cycles)
+    if flag == "no_fisher":
+        fp32 = [s.n_params for s in LAYERS]
+        assert info["prior_shares"] == pytest.approx([n / sum(fp32) for n in fp32], abs=1e-3)
+
+
+def test_hirelc_needs_a_size_target():
+    with pytest.raises(ValueError, match="allocates a size budget"):
+        search(list(LAYERS), accuracy, method="hirelc", space=SPACE, reference_accuracy=0.95, max_evaluations=4)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"evals_per_cycle": 0}, "evals_per_cycle must be a positive integer"),
+    ({"flat": "yes"}, "flat must be true or false"),
+    ({"pool_size": 2}, "pool_size must be >= evals_per_cycle"),
+    ({"uncertain_share": 1.5}, "uncertain_share must be in"),
+    ({"budget_penalty": -1}, "budget_penalty must be a number >= 0"),
+    ({"agents": 3}, "unknown hirelc option"),
+])
+def test_options_are_validated_before_any_work(options, message):
+    with pytest.raises(ValueError, match=message):
+        method_config("hirelc", **options)
