@@ -27,7 +27,6 @@ proposals and the ledger answers the journaled ones for free.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
