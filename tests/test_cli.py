@@ -262,7 +262,7 @@ def test_search_options_are_named_like_the_job_config_fields():
     from hirelc.pipeline import JobConfig
 
     fields = {f.name for f in dataclasses.fields(JobConfig)}
-    method_options = {"agent", "reward", "action_space"}
+    method_options = {"agent", "reward", "action_space", "option"}  # --option KEY=VALUE: any method option
     space_choices = {"keep", "formats", "granularity"}  # parts of JobConfig.space
     run_flags = {"out", "resume", "force", "quiet", "no_report"}
     for action in _subparser("search")._actions:

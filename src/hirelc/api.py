@@ -79,7 +79,10 @@ def search(
         None: bits only for releq and for uniform/random without a target, joint otherwise),
         and at most one target: target_compression=None (x below fp32, whole-model storage),
         target_size=None (bytes or "64KB"), max_accuracy_drop=None (points of validation
-        accuracy below fp32).
+        accuracy below fp32); where evaluations run: executor="serial" ("process": a local
+        process pool; "ray": a Ray cluster), workers=None (evaluations in flight, also the
+        batch a method proposes; default 1 serial, one per core otherwise), ray_address=None
+        ("auto" or "HOST:PORT"; default: a local Ray instance).
     run flags: resume=False (continue the run in ``out``), force=False (overwrite it),
         progress=True (progress on stderr: a bar on a terminal, periodic lines otherwise).
 

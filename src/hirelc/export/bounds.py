@@ -38,8 +38,10 @@ def check_groups_fit(model: nn.Module, groups: Sequence[Mapping[str, Any]]) -> N
         size, kept = _int(g.get("size"), f"group {gid!r} size"), _int(g.get("kept"), f"group {gid!r} kept")
         rows = size * _int(g.get("unit", 1), "unit") * _int(g.get("row_chunks", 1), "row_chunks")
         producers = list(g.get("producers") or ()) + list(g.get("depthwise") or ())
-        if not producers:
-            raise ValueError(f"group {gid!r} names no producing kernel")
+        if not producers:  # e.g. an embedding dimension: no kernel's rows, but no tensor is larger
+            largest = max((d for p in model.state_dict().values() for d in p.shape), default=0)
+            if size > largest:
+                raise ValueError(f"group {gid!r} has {size} units, more than any dimension of the model ({largest})")
         for name in producers:
             have = _weight_shape(model, name, gid)[0]
             if have != rows:
@@ -69,11 +71,16 @@ def check_shapes_fit(model: nn.Module, shapes: Iterable[tuple[str, tuple[int, ..
 
 
 def _weight_shape(model: nn.Module, name: Any, gid: Any) -> tuple[int, ...]:
-    try:
-        weight = model.get_submodule(str(name)).weight
-    except AttributeError:
-        raise ValueError(f"group {gid!r}: the model has no kernel {name!r}") from None
-    return tuple(weight.shape)
+    """Shape of kernel `name`'s weight, found as the inventory names kernels (a fused MHA
+    projection is `<mha>.in_proj`, held in `in_proj_weight`)."""
+    from hirelc.inventory.kernels import find_kernels  # late: the inventory imports torch.fx
+
+    refs = {r.name: r for r in find_kernels(model)}
+    if name not in refs:
+        raise ValueError(f"group {gid!r}: the model has no kernel {name!r}")
+    ref = refs[name]
+    module = model.get_submodule(ref.module) if ref.module else model
+    return tuple(getattr(module, ref.param).shape)
 
 
 def _int(value: Any, what: str) -> int:
