@@ -56,9 +56,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hirelc.compress.apply import STATE_ATTR, apply_plan, compact_latent_weights, compression_state, to_physical
+from hirelc.compress.apply import compact_latent_weights, compression_state, to_physical
 from hirelc.compress.quantize import dequantize, quantize
 from hirelc.export.onnx_weights import MATMULNBITS_BITS, Lowering, choose_lowering, hirelc_bytes, to_integers
+from hirelc.export.packed import compressed_for_export
 from hirelc.inventory import Inventory
 from hirelc.plan import Plan
 
@@ -209,22 +210,6 @@ def _markable(mod: nn.Module) -> str | None:
 # --------------------------------------------------------------------------- export
 
 
-def _compressed(model: nn.Module, plan: Plan | None, example_input: Any,
-                inventory: Inventory | None, importance: Any) -> nn.Module:
-    """The apply_plan model to export: `model` itself when it already is one (as export_packed)."""
-    state = getattr(model, STATE_ATTR, None)
-    if state is None:
-        if plan is None:
-            raise ValueError("export needs a plan for a model that apply_plan has not compressed")
-        return apply_plan(model, plan, example_input, importance, inventory=inventory)
-    if state.physical:
-        raise ValueError("export needs the model returned by apply_plan (its latent weights), "
-                         "not the output of to_physical")
-    if plan is not None and plan != state.plan:
-        raise ValueError("the plan passed differs from the plan the model was compressed with")
-    return model
-
-
 def export_onnx(
     model: nn.Module,
     plan: Plan | None,
@@ -268,7 +253,7 @@ def export_onnx(
         raise ValueError(f"min_matmul_bits must be one of {MATMULNBITS_BITS}, got {min_matmul_bits!r}")
     if not isinstance(example_input, Tensor):
         raise ValueError(f"export_onnx needs one example input tensor, got {type(example_input).__name__}")
-    compressed = _compressed(model, plan, example_input, inventory, importance)
+    compressed = compressed_for_export(model, plan, example_input, inventory, importance)
     state = compression_state(compressed)
     latents = compact_latent_weights(compressed)
     physical = to_physical(compressed).eval()

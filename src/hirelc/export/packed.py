@@ -180,7 +180,7 @@ def export_packed(
     >>> export_packed(net, plan, path) == os.path.getsize(path)
     True
     """
-    compressed = _compressed(model, plan, example_input, inventory, importance)
+    compressed = compressed_for_export(model, plan, example_input, inventory, importance)
     state = compression_state(compressed)
     blobs, index = _pack(compressed, state)
     meta = {"plan": _encode_plan(state.plan), "groups": _encode_groups(state), **index}
@@ -318,7 +318,7 @@ def storage_bytes_model(
     >>> storage_bytes_model(net, plan)  # 0: 64 codes + 8 scales*2 + 8 biases*4; 2: 8 + 8 + 16
     144
     """
-    compressed = _compressed(model, plan, example_input, inventory, importance)
+    compressed = compressed_for_export(model, plan, example_input, inventory, importance)
     state = compression_state(compressed)
     physical = to_physical(compressed)
     kernel_keys = _kernel_keys(state)
@@ -335,9 +335,10 @@ def storage_bytes_model(
 # --------------------------------------------------------------------------- export
 
 
-def _compressed(model: nn.Module, plan: Plan | None, example_input: Any,
+def compressed_for_export(model: nn.Module, plan: Plan | None, example_input: Any,
                 inventory: Inventory | None, importance: Any) -> nn.Module:
-    """The apply_plan model to export: `model` itself when it already is one."""
+    """The apply_plan model to export: `model` itself when it already is one (shared by the
+    packed and the ONNX export)."""
     state = getattr(model, STATE_ATTR, None)
     if state is None:
         if plan is None:
