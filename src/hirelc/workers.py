@@ -61,13 +61,13 @@ def resolve_workers(method: str, executor: str, workers: int | None, ray_address
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if ray_address is not None and executor != "ray":
         raise ValueError(f"--ray-address is for --executor ray (got --executor {executor})")
+    if executor == "ray" and ray_address is not None and workers is None:  # the arguments first, then Ray
+        raise ValueError("--executor ray with --ray-address needs --workers N (evaluations in flight, "
+                         "which is also the batch size, so it must be known before the run starts)")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise ImportError("--executor ray needs Ray: pip install 'hirelc[ray]'")
     if workers is not None:
         return workers
-    if executor == "ray" and ray_address is not None:
-        raise ValueError("--executor ray with --ray-address needs --workers N (evaluations in flight, "
-                         "which is also the batch size, so it must be known before the run starts)")
     return 1 if executor == "serial" else os.cpu_count() or 1
 
 
