@@ -353,3 +353,20 @@ def test_a_run_killed_while_writing_its_first_config_can_be_started_again(tmp_pa
     (run / ".config.json.k2j3.tmp").write_text('{"a": ')  # the writer died before its rename
     (run / ".hirelc.lock").write_text('{"pid": 999999999}')
     assert RunDir(run).create({"a": 1}).read_config() == {"a": 1}
+
+
+def test_atomic_writes_take_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from hirelc.durable import atomic_write_bytes, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "r.json", "{}")
+        atomic_write_bytes(tmp_path / "m.hirelc", b"\x00")
+    finally:
+        os.umask(old)
+    for name in ("r.json", "m.hirelc"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.hirelc", "r.json"]  # no temporary left

@@ -44,7 +44,6 @@ import io
 import os
 import sys
 import tempfile
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hirelc.durable import atomic_write_bytes
 from hirelc.compress.apply import compact_latent_weights, compression_state, to_physical
 from hirelc.compress.quantize import dequantize, quantize
 from hirelc.export.onnx_weights import MATMULNBITS_BITS, Lowering, choose_lowering, hirelc_bytes, to_integers
@@ -274,7 +274,7 @@ def export_onnx(
     reports = [_as_float32(r, unplaced[r.name]) if r.name in unplaced else r for r in reports]
     onnx.checker.check_model(graph)
     data = graph.SerializeToString()
-    _write_atomically(Path(path), data)
+    atomic_write_bytes(Path(path), data)
     return OnnxExport(str(path), os.stat(path).st_size, tuple(reports))
 
 
@@ -373,18 +373,3 @@ def _widened(cfg: Any, iw: Any, low: Lowering) -> tuple[str, ...]:
     if low.op != "DequantizeLinear" and low.block and iw.values.shape[1] % low.block:
         out.append(f"columns padded to a multiple of {low.block}")
     return tuple(out)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Temporary file in the same directory + rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

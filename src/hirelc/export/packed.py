@@ -73,7 +73,6 @@ import json
 import math
 import os
 import struct
-import uuid
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -86,6 +85,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from hirelc.durable import atomic_write_bytes
 from hirelc.compress.apply import (
     STATE_ATTR,
     CompressionState,
@@ -188,7 +188,7 @@ def export_packed(
     envelope = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": payload}
     envelope["sha256"] = _digest(envelope, blobs)
     data = safetensors.torch.save(blobs, metadata={HEADER_KEY: _canonical(envelope)})
-    _write_atomically(Path(path), data)
+    atomic_write_bytes(Path(path), data)
     return len(data)
 
 
@@ -477,22 +477,6 @@ def _digest(envelope: Mapping[str, Any], blobs: Mapping[str, Tensor]) -> str:
         h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
         h.update(_tensor_bytes(t))
     return h.hexdigest()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same directory, fsync, rename: a reader never sees
-    a half-written file. (Not tempfile.mkstemp: its 0600 mode would ignore the umask.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- load
