@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import torch
 from torch import nn
 
 from hirelc.inventory.channels import ChannelFlow, analyse_channels
 from hirelc.inventory.kernels import KernelRef
+from hirelc.inventory.measure import mha_slow_path
 from hirelc.inventory.trace import trace
 
 
@@ -50,12 +50,10 @@ def record_inputs(model: nn.Module, args: tuple) -> dict[str, tuple]:
                 if path not in seen and not kw:
                     seen[path] = a
             handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        model(*args)
+        with mha_slow_path():
+            model(*args)
     finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
         for h in handles:
             h.remove()
     return seen

@@ -17,6 +17,18 @@ from torch import nn
 
 from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention
 
+
+@contextlib.contextmanager
+def mha_slow_path() -> Iterator[None]:
+    """torch's fused MHA / TransformerEncoderLayer fast path bypasses the submodules' calls
+    (and so forward hooks); the slow path computes the same thing through them."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
@@ -145,14 +157,10 @@ def measure(model: nn.Module, kernels: Sequence[KernelRef], args: tuple) -> Meas
     """Run `model(*args)` once (the caller freezes the model) and record MACs and order."""
     rec = _Recorder(kernels)
     _hook_all(model, kernels, rec)
-    # torch's fused MHA / TransformerEncoderLayer fast path bypasses the submodules' calls
-    # (and so the hooks); the slow path computes the same thing through them
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        model(*args)
+        with mha_slow_path():
+            model(*args)
     finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
         rec.remove()
     per = batch_size(args)
     rec.result.macs = {name: int(round(m / per)) for name, m in rec.total.items()}
