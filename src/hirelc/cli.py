@@ -499,26 +499,11 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 # -- output -----------------------------------------------------------------------------------
 
-SUMMARY_KEYS = [
-    ("baseline_test_accuracy", "fp32 test accuracy"),
-    ("final_test_accuracy", "compressed test accuracy"),
-    ("accuracy_loss_points", "accuracy loss (points)"),
-    ("bits", "bits per layer"),
-    ("param_weighted_avg_bits", "parameter-weighted avg bits"),
-    ("compression_ratio", "compression (fp32 state_dict file / packed file, measured)"),
-    ("target_summary", "target"),
-    ("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled)"),
-    ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (modelled)"),
-    ("real_evaluations", "real evaluations"),
-    ("split_sizes", "split sizes"),
-    ("wall_seconds", "wall time (s)"),
-]
-
-
 def _finish_run(run: str, result: dict[str, Any], report: bool) -> None:
-    result = result | {"target_summary": _target_line(result)}
+    from hirelc.summary import summary_rows
+
     _print_table(f"{result['method']} on {result['model']} / {result['data']} (seed {result['seed']})",
-                 {label: result[key] for key, label in SUMMARY_KEYS if key in result})
+                 summary_rows(result, _target_line(result)))
     for note in result.get("notes", []):
         out.print(f"note: {note}")
     if report:
