@@ -25,7 +25,6 @@ search counts kernels only (fixed_bytes = 0, no unit bytes) unless told otherwis
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,10 +76,6 @@ class SizeModel:
         """fp32 bytes / storage bytes of `plan`."""
         return self.fp32_bytes / self.nbytes(plan)
 
-    def kernel_config_bytes(self, spec: LayerSpec, cfg: LayerConfig, rows: int, cols: int) -> int:
-        """Bytes of one kernel at `cfg` on a (rows, cols) kept matrix."""
-        return cost.quantized_weight_bits(rows, cols, cfg) // 8
-
     def to_dict(self) -> dict[str, Any]:
         return {"fixed_bytes": self.fixed_bytes, "unit_bytes": dict(self.unit_bytes), "fp32_bytes": self.fp32_bytes}
 
@@ -88,13 +83,3 @@ class SizeModel:
     def from_dict(cls, d: Mapping[str, Any], layers: Sequence[LayerSpec]) -> "SizeModel":
         return cls(tuple(layers), int(d["fixed_bytes"]), {k: int(v) for k, v in d["unit_bytes"].items()},
                    int(d["fp32_bytes"]))
-
-
-def describe_bytes(nbytes: int, fp32_bytes: int) -> str:
-    """'12,345 B (16.02x vs fp32)'.
-
-    >>> describe_bytes(1000, 16000)
-    '1,000 B (16.00x vs fp32)'
-    """
-    ratio = fp32_bytes / nbytes if nbytes else math.inf
-    return f"{nbytes:,} B ({ratio:.2f}x vs fp32)"
