@@ -51,7 +51,7 @@ class Guidance:
 
 def needs_fisher(space: SpaceConfig, target: Target, method: str) -> bool:
     prunes = any(k < 1.0 for k in space.keep_ratios)
-    return prunes or target.max_bytes(1 << 40) is not None or method in SENSITIVITY_GUIDED
+    return prunes or target.bounds_size or method in SENSITIVITY_GUIDED
 
 
 def measure_guidance(model: nn.Module, data: Any, inventory: Any, space: SpaceConfig, target: Target, method: str,
@@ -65,7 +65,7 @@ def measure_guidance(model: nn.Module, data: Any, inventory: Any, space: SpaceCo
     guidance.sensitivity = fisher_sensitivity(model, data, kernels, seed=seed, blocks=blocks, run_dir=run_dir)
     if any(k < 1.0 for k in space.keep_ratios):
         guidance.importance = fisher_importance(guidance.sensitivity, inventory.groups) or None
-    if target.max_bytes(1 << 40) is not None or method in SENSITIVITY_GUIDED:
+    if target.bounds_size or method in SENSITIVITY_GUIDED:
         s = guidance.sensitivity
         guidance.damage = measure_damage_model(SearchSpace(tuple(specs), space), kernel_weights(model, specs),
                                                s.raw_per_kernel, s.per_channel_saliency, seed=seed)

@@ -108,7 +108,7 @@ class JobConfig:
         without a size target (the seed-000 baselines); the joint HiReLC space otherwise."""
         if self.space is not None:
             return SpaceConfig.from_dict(self.space)
-        sized = self.target.max_bytes(1 << 40) is not None
+        sized = self.target.bounds_size
         if method_spec(self.method).bits_only or (self.method in ("uniform", "random") and not sized):
             return SpaceConfig.bits_only(self.bits)
         return SpaceConfig()

@@ -50,7 +50,7 @@ class MethodSpec:
         if self.bits_only and space is not None and not space.is_bits_only:
             raise ValueError(f"method {self.name!r} searches bit-widths only; drop --keep/--formats/--granularity "
                              "(use --bits) or use a joint-space method (uniform, random, greedy, tpe)")
-        if self.needs_size_target and target.max_bytes(1 << 40) is None:
+        if self.needs_size_target and not target.bounds_size:
             raise ValueError(f"method {self.name!r} allocates a size budget: give --target-compression or "
                              "--target-size (API: target=Target(compression=...))")
 

@@ -92,6 +92,11 @@ class Target:
                 return k
         return None
 
+    @property
+    def bounds_size(self) -> bool:
+        """True for a size target (compression or bytes), which repair enforces."""
+        return self.compression is not None or self.size_bytes is not None
+
     def max_bytes(self, fp32_bytes: int) -> int | None:
         """The storage budget in bytes, or None when the target does not bound size."""
         if self.compression is not None:
