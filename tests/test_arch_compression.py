@@ -14,7 +14,7 @@ from hirelc.compress.prune import apply_masks_, kept_indices, prune_physically
 from hirelc.export.packed import export_packed, load_packed, read_layout
 from hirelc.inventory import inspect
 from hirelc.plan import Plan
-from inventory.arch_models import ARCH_MODELS, TinyBert, randomize_norms_
+from inventory.arch_models import ARCH_MODELS, TiedHeadLM, TinyBert, randomize_norms_
 
 
 def _model(name: str, seed: int = 0) -> torch.nn.Module:
@@ -92,32 +92,12 @@ def test_kept_heads_other_than_the_first_ones_load_back_in_their_slots(name, gro
 
 
 def test_a_non_kernel_holder_of_a_tied_weight_is_stored_once_and_loads_tied(tmp_path):
-    import torch.nn.functional as F
-    from torch import nn
-
-    class Head(nn.Module):
-        def __init__(self, weight: nn.Parameter) -> None:
-            super().__init__()
-            self.table = weight
-
-        def forward(self, h):
-            return F.linear(h, self.table)
-
-    class LM(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = nn.Embedding(20, 8)
-            self.head = Head(self.emb.weight)
-
-        def forward(self, ids):
-            return self.head(torch.tanh(self.emb(ids)))
-
-    model, ids = LM(), torch.randint(0, 20, (2, 5))
+    model, ids = TiedHeadLM(), torch.randint(0, 20, (2, 5))
     small = apply_plan(model, Plan({"emb": Plan.uniform(inspect(model, ids), bits=3)["emb"]}))
     path = tmp_path / "lm.hlc"
     export_packed(small, None, path)
     assert read_layout(path).shared == {"head.table": "emb.weight"}
-    loaded = load_packed(path, like=LM())
+    loaded = load_packed(path, like=TiedHeadLM())
     assert loaded.head.table is loaded.emb.weight
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids), small(ids), rtol=0, atol=1e-6)

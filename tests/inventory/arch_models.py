@@ -277,3 +277,27 @@ ARCH_MODELS = {
     "torch_encoder": (TorchEncoder, lambda: torch.randn(2, 6, 12)),
     "bag_classifier": (BagClassifier, lambda: torch.randint(0, 40, (2, 7))),
 }
+
+
+class TableHead(nn.Module):
+    """Not a kernel: its own attribute holds a weight tied to an embedding matrix."""
+
+    def __init__(self, weight: nn.Parameter) -> None:
+        super().__init__()
+        self.table = weight
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.table)
+
+
+class TiedHeadLM(nn.Module):
+    """An embedding whose matrix is read again by a non-kernel output head (tied weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.head = TableHead(self.emb.weight)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.emb(ids)))
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hirelc.compress.prune import apply_masks_, kept_indices, prune_physically
@@ -13,6 +12,7 @@ from hirelc.compress.slots import SLOTS, GatherLinear, ScatterLinear
 from hirelc.inventory import inspect
 from hirelc.plan import Plan
 from inventory.arch_models import (
+    TiedHeadLM,
     BagClassifier, CatBranches, EfficientNetish, GroupedConvNet, TinyBert, TorchEncoder, WidthViT,
     randomize_norms_,
 )
@@ -139,24 +139,7 @@ def test_embedding_bag_prunes_its_dimension_through_its_columns():
 def test_a_non_kernel_module_tied_to_an_embedding_reads_the_compressed_weight():
     from hirelc.compress.apply import apply_plan
 
-    class Head(nn.Module):  # not a kernel: its own attribute holds the embedding matrix
-        def __init__(self, weight: nn.Parameter) -> None:
-            super().__init__()
-            self.table = weight
-
-        def forward(self, h):
-            return F.linear(h, self.table)
-
-    class LM(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = nn.Embedding(20, 8)
-            self.head = Head(self.emb.weight)
-
-        def forward(self, ids):
-            return self.head(torch.tanh(self.emb(ids)))
-
-    model, ids = LM(), torch.randint(0, 20, (2, 5))
+    model, ids = TiedHeadLM(), torch.randint(0, 20, (2, 5))
     inv = inspect(model, ids)
     assert [s.name for s in inv] == ["emb"] and not inv.unsupported
     small = apply_plan(model, Plan.uniform(inv, bits=2), inventory=inv)
