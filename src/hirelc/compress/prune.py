@@ -34,10 +34,11 @@ from torch.nn.utils import parametrize
 
 from hirelc.compress.mha import keep_heads_
 from hirelc.compress.slices import KernelSlice, batchnorm_keeps, kernel_slices, stream_keeps
-from hirelc.compress.slots import pad_heads_
+from hirelc.compress.slots import pad_heads_, pad_stream_input_
 from hirelc.compress.tokens import mask_layernorm_, mask_param_, slice_layernorm_, slice_param_
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
+from hirelc.inventory.heads import attention_parts
 from hirelc.inventory.kernels import is_depthwise
 from hirelc.plan import Plan
 
@@ -290,6 +291,10 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
             keep_heads_(model.get_submodule(g.module), idx.long().cpu())
         elif g.kind == "heads":
             setattr(model.get_submodule(g.module), g.heads_attr, len(idx))
+    for gid in kept:  # after the heads: a padded head's ScatterLinear narrows its input too
+        for path in groups[gid].padded_inputs:
+            attn = model.get_submodule(path)
+            pad_stream_input_(attn, attention_parts(attn)[1], groups[gid].size)
     return model
 
 

@@ -41,22 +41,57 @@ if TYPE_CHECKING:  # the inventory probes head removal with this module: no impo
 SLOTS = "hirelc_slots"  # buffer (not saved) of the filled rows / read columns
 
 
-class ScatterLinear(nn.Linear):
+class SlotLinear(nn.Linear):
+    """A Linear whose stored weight covers only some slots of its input or output:
+    `forward(x) = slot_output(linear(slot_input(x)))` (the ONNX exporter wraps the same two
+    steps around its quantized kernel)."""
+
+    def slot_input(self, x: Tensor) -> Tensor:
+        return x
+
+    def slot_output(self, y: Tensor) -> Tensor:
+        return y
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.slot_output(F.linear(self.slot_input(x), self.weight, self.bias))
+
+
+class ScatterLinear(SlotLinear):
     """A Linear computing only its kept output rows, scattered into `full_out` slots."""
 
     full_out: int
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.linear(x, self.weight, self.bias)  # (..., kept)
+    def slot_output(self, y: Tensor) -> Tensor:  # (..., kept)
         out = y.new_zeros(*y.shape[:-1], self.full_out)  # (..., full_out)
         return out.index_copy(out.dim() - 1, getattr(self, SLOTS), y)
 
 
-class GatherLinear(nn.Linear):
+class GatherLinear(SlotLinear):
     """A Linear reading only its kept input columns from a full-width input."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x.index_select(x.dim() - 1, getattr(self, SLOTS)), self.weight, self.bias)
+    def slot_input(self, x: Tensor) -> Tensor:
+        return x.index_select(x.dim() - 1, getattr(self, SLOTS))
+
+
+class NarrowScatterLinear(ScatterLinear):
+    """A ScatterLinear (kept heads into slots) reading only the first `in_features` columns
+    of a zero-padded input (`pad_stream_input_`)."""
+
+    def slot_input(self, x: Tensor) -> Tensor:
+        return x[..., : self.in_features]
+
+
+class PadInput:
+    """Forward pre-hook: zero-fill the last dim of the first argument back to `width`, after
+    the kept channels (the module's code then sees the width it was written for)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def __call__(self, module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        pad = x.new_zeros(*x.shape[:-1], self.width - x.shape[-1])  # (..., removed)
+        return (torch.cat([x, pad], dim=-1), *args[1:])
 
 
 def _swap(mod: nn.Module, cls: type, slots: Tensor) -> None:
@@ -64,6 +99,22 @@ def _swap(mod: nn.Module, cls: type, slots: Tensor) -> None:
         raise ValueError(f"zero-filled head slots need plain nn.Linear projections, got {type(mod).__name__}")
     mod.__class__ = cls
     mod.register_buffer(SLOTS, slots.to(mod.weight.device), persistent=False)
+
+
+def pad_stream_input_(attn: nn.Module, readers: list[str], width: int) -> None:
+    """Run an attention module whose code sizes its reshapes from its input width (timm's
+    older `C // num_heads`) on a pruned residual stream: its input is zero-filled back to
+    `width` after the kept channels, and its q/k/v (or fused qkv) Linears `readers`, already
+    resliced to the kept input columns, read only those first columns. Exact when the module
+    reads its input only through `readers` (probed by the inventory, `hirelc.inventory.tokens`).
+    Nothing is stored: the slots follow from the kept count."""
+    for name in readers:
+        lin = attn.get_submodule(name)
+        if type(lin) is ScatterLinear:
+            lin.__class__ = NarrowScatterLinear
+        else:
+            _swap(lin, GatherLinear, torch.arange(lin.in_features))
+    attn.register_forward_pre_hook(PadInput(width))
 
 
 def pad_heads_(attn_root: nn.Module, group: ChannelGroup, kept: Tensor) -> None:

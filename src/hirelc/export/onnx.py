@@ -58,6 +58,7 @@ from torch import Tensor, nn
 from hirelc.durable import atomic_write_bytes
 from hirelc.compress.apply import compact_latent_weights, compression_state, to_physical
 from hirelc.compress.quantize import dequantize, quantize
+from hirelc.compress.slots import SlotLinear
 from hirelc.export.onnx_weights import MATMULNBITS_BITS, Lowering, choose_lowering, hirelc_bytes, to_integers
 from hirelc.export.packed import compressed_for_export
 from hirelc.inventory import Inventory
@@ -172,6 +173,8 @@ class _Marked(nn.Module):
         conv = None
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             conv = (tuple(m.stride), _padding(m), tuple(m.dilation), m.groups)
+        if isinstance(m, SlotLinear):  # zero-filled head slots / a zero-padded input
+            return m.slot_output(_Marker.apply(m.slot_input(x), m.weight, m.bias, self.index, conv))
         return _Marker.apply(x, m.weight, m.bias, self.index, conv)
 
 

@@ -34,6 +34,7 @@ class Members:
     grouped: list[tuple[str, int]] = field(default_factory=list)  # (grouped conv reading it, groups)
     layernorms: list[str] = field(default_factory=list)  # LayerNorms over exactly these channels
     params: list[tuple[str, int]] = field(default_factory=list)  # (parameter path, its channel dim)
+    padded_inputs: list[str] = field(default_factory=list)  # attention zero-filling its input
 
 
 class ChannelSets:
@@ -74,7 +75,7 @@ class ChannelSets:
             if not cat.parts:
                 continue
             spans = {n: (o, tot) for n, o, tot in cat.spans}
-            if cat.layernorms or cat.params:
+            if cat.layernorms or cat.params or cat.padded_inputs:
                 cat.reasons.append("normalised or offset by a parameter after a concatenation")
             if cat.grouped:
                 cat.reasons.append(f"read by grouped convolution '{cat.grouped[0][0]}' after a concatenation")
@@ -140,6 +141,7 @@ class ChannelSets:
             g.grouped += m.grouped
             g.layernorms += m.layernorms
             g.params += m.params
+            g.padded_inputs += m.padded_inputs
         return [m for m in merged.values() if m.producers or m.embeddings]
 
     @staticmethod
@@ -186,7 +188,7 @@ class ChannelSets:
                 row_chunks=chunks,
                 embeddings=tuple(embeddings), segments=segments, spans=tuple(dict.fromkeys(m.spans)),
                 batchnorms=tuple(dict.fromkeys(m.batchnorms)), layernorms=tuple(dict.fromkeys(m.layernorms)),
-                params=tuple(dict.fromkeys(m.params)),
+                params=tuple(dict.fromkeys(m.params)), padded_inputs=tuple(dict.fromkeys(m.padded_inputs)),
                 depthwise=tuple(dict.fromkeys(m.depthwise)),
                 consumers=tuple(dict.fromkeys(m.consumers)),
                 prunable=not reason, reason=reason,

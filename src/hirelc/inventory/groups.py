@@ -22,6 +22,9 @@ the group itself, so export and apply need nothing else:
   normalises over the kept channels only, `hirelc.compress.tokens`).
 - `params`: `(parameter path, dim)` of bare parameters in the stream (cls token, position
   embedding), sliced along `dim`.
+- `padded_inputs`: attention modules reading the channels whose code sizes its reshapes
+  from its input width: after removal their input is zero-filled back to the full width
+  (`hirelc.compress.slots.pad_stream_input_`).
 - `consumers`: `(kernel name, repeat)`: kernels reading the channels as input columns along
   weight dim 1; channel `c` owns columns `[c * repeat, (c + 1) * repeat)` (repeat > 1 for a
   Linear after a flatten of C x H x W, or `head_dim` for an attention output projection).
@@ -67,6 +70,7 @@ class ChannelGroup:
     params: tuple[tuple[str, int], ...] = ()  # (parameter path, dim) sliced with the channels
     heads_attr: str = "num_heads"  # heads: the attribute of `module` holding the head count
     padded: bool = False  # heads: kept heads stay at their slots, removed ones are zero-filled
+    padded_inputs: tuple[str, ...] = ()  # attention modules whose input is zero-filled to full width
 
     def __post_init__(self) -> None:
         if self.kind not in GROUP_KINDS:
@@ -117,12 +121,13 @@ class ChannelGroup:
             "embeddings": list(self.embeddings), "segments": self.segments, "padded": self.padded,
             "spans": [list(x) for x in self.spans], "heads_attr": self.heads_attr,
             "layernorms": list(self.layernorms), "params": [list(x) for x in self.params],
+            "padded_inputs": list(self.padded_inputs),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ChannelGroup":
         d = dict(d)
-        for key in ("producers", "batchnorms", "depthwise", "embeddings", "layernorms"):
+        for key in ("producers", "batchnorms", "depthwise", "embeddings", "layernorms", "padded_inputs"):
             d[key] = tuple(d.get(key, ()))
         d["consumers"] = tuple((str(n), int(r)) for n, r in d.get("consumers", ()))
         d["spans"] = tuple((str(n), int(o), int(t)) for n, o, t in d.get("spans", ()))

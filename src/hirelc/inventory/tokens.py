@@ -13,7 +13,10 @@ indexing of the cls token. Each is followed here:
 - an attention module called on the stream: its q/k/v (or fused qkv) Linears read the
   channels as input columns and its output projection writes new ones, when a probe on a
   random input of the traced shape shows that its code computes the same with one input and
-  one output channel removed as with them zeroed.
+  one output channel removed as with them zeroed. When its code sizes its reshapes from the
+  input width (timm's older `C // num_heads`), the pruned module's input is zero-filled back
+  to the full width (`padded_inputs`, `hirelc.compress.slots.pad_stream_input_`), probed the
+  same way.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from hirelc.compress.slots import pad_stream_input_
 from hirelc.inventory.heads import attention_parts
 from hirelc.inventory.nodes import _arg, _describe, _shape, _Track
 
@@ -148,9 +152,13 @@ class TokenOps:
                 or out_shape is None or src.dim != len(in_shape) - 1 or src.repeat != 1:
             return False
         why = _probe_stream(attn, in_shape)
-        if why:
-            self._poison(src, f"read by attention module '{path}', {why}")
-            return True
+        if why:  # its code needs the full width: try a zero-filled input (compress.slots)
+            why_padded = _probe_stream(attn, in_shape, padded=True)
+            if why_padded:
+                self._poison(src, f"read by attention module '{path}', {why}; with its input "
+                                  f"zero-filled to the full width, {why_padded}")
+                return True
+            self.members[src.elem].padded_inputs.append(path)
         _, producers, out, _ = attention_parts(attn)
         for name in producers:
             self._consume(src, f"{path}.{name}", dim=len(in_shape) - 1, width=in_shape[-1])
@@ -177,9 +185,10 @@ def _chain(x: object, base: fx.Node) -> list[fx.Node]:
     return chain
 
 
-def _probe_stream(attn: nn.Module, in_shape: tuple[int, ...]) -> str:
+def _probe_stream(attn: nn.Module, in_shape: tuple[int, ...], padded: bool = False) -> str:
     """"" when the attention computes the same with input and output channel 0 removed as
-    with them zeroed, on a random input of `in_shape`; else why not."""
+    with them zeroed, on a random input of `in_shape`; else why not. `padded`: the removed
+    copy's input is zero-filled back to the full width (`pad_stream_input_`)."""
     _, producers, out, _ = attention_parts(attn)
     masked, removed = copy.deepcopy(attn).eval(), copy.deepcopy(attn).eval()
     with torch.no_grad():
@@ -195,6 +204,8 @@ def _probe_stream(attn: nn.Module, in_shape: tuple[int, ...]) -> str:
             o_m.bias[0] = 0
             o_r.bias = nn.Parameter(o_r.bias.detach()[1:].clone())
         o_r.out_features -= 1
+        if padded:
+            pad_stream_input_(removed, producers, in_shape[-1])
         x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0))
         x[..., 0] = 0
         try:
