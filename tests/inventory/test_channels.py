@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 
+from hirelc.compress.prune import apply_masks_, prune_physically
 from hirelc.inventory import ChannelGroup, inspect
 from inventory.toy_models import LeNet, MHAModel, ResNetish, TimmAttention, TinyViT
 
@@ -58,10 +61,32 @@ def test_vit_prunes_heads_mlp_hidden_and_the_residual_stream():
     assert not inv.spec("head").prunable and "model output" in inv.spec("head").prune_reason
 
 
-def test_attention_whose_code_needs_the_input_width_keeps_the_stream_whole():
-    inv = inspect(TinyViT(attention=TimmAttention), torch.randn(2, 3, 8, 8))
+def test_attention_whose_code_needs_the_input_width_gets_its_input_zero_filled_back():
+    model, x = TinyViT(attention=TimmAttention).eval(), torch.randn(2, 3, 8, 8)
+    inv = inspect(model, x)
+    stream = inv.groups["patch_embed"]
+    assert stream.prunable, stream.reason
+    assert stream.padded_inputs == ("blocks.0.attn", "blocks.1.attn")
+    assert "blocks.0.attn.proj" in stream.producers  # the attention output writes the stream
+    kept = {"patch_embed": torch.arange(0, 16, 2)}
+    with torch.no_grad():
+        masked = apply_masks_(copy.deepcopy(model), kept, inv.groups)(x)
+        small = prune_physically(model, kept, inv.groups)
+        assert small.blocks[0].attn.qkv.weight.shape == (48, 8)  # only kept input columns stored
+        torch.testing.assert_close(small(x), masked, rtol=0, atol=1e-5)
+
+
+class ChannelZeroAttention(TimmAttention):
+    """Reads input channel 0 itself: zero-filling after the kept channels would move it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + x[..., :1]
+
+
+def test_attention_reading_input_channels_by_position_keeps_the_stream_whole():
+    inv = inspect(TinyViT(attention=ChannelZeroAttention), torch.randn(2, 3, 8, 8))
     spec = inv.spec("patch_embed")
-    assert not spec.prunable and "fails with one channel fewer" in spec.prune_reason
+    assert not spec.prunable and "zero-filled to the full width" in spec.prune_reason
 
 
 def test_attention_that_reshapes_with_the_input_width_prunes_heads_in_zero_filled_slots():

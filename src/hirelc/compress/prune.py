@@ -295,7 +295,20 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
         for path in groups[gid].padded_inputs:
             attn = model.get_submodule(path)
             pad_stream_input_(attn, attention_parts(attn)[1], groups[gid].size)
+        _narrow_mha_queries(model, groups[gid])
     return model
+
+
+def _narrow_mha_queries(model: nn.Module, group: ChannelGroup) -> None:
+    """A pruned residual stream read or written by an nn.MultiheadAttention (inside
+    nn.TransformerEncoderLayer): torch's module needs query width == num_heads x head_dim,
+    so it becomes a `HeadPrunedMHA` keeping all its heads."""
+    names = list(group.producers) + [n for n, _ in group.consumers]
+    for name in names:
+        head, _, leaf = name.rpartition(".")
+        if leaf in ("in_proj", "out_proj") and type(model.get_submodule(head)) is nn.MultiheadAttention:
+            mha = model.get_submodule(head)
+            keep_heads_(mha, torch.arange(mha.num_heads))
 
 
 def prune_physically(model: nn.Module, kept: Mapping[str, Tensor],

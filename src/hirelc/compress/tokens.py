@@ -40,6 +40,13 @@ class MaskedLayerNorm(nn.LayerNorm):
         return y * keep
 
 
+def slow_path_marker(module: nn.Module, args: tuple) -> None:
+    """A no-op forward pre-hook. torch's fused nn.TransformerEncoderLayer kernel reads its
+    norms' weights directly (bypassing a MaskedLayerNorm's forward); a hook on any of the
+    layer's submodules makes the layer take its slow path, which calls them."""
+    return None
+
+
 def mask_layernorm_(ln: nn.Module, kept: Tensor) -> nn.Module:
     """Make `ln` (a plain nn.LayerNorm) normalise over the `kept` channels only (in place)."""
     if type(ln) not in (nn.LayerNorm, MaskedLayerNorm):
@@ -48,6 +55,8 @@ def mask_layernorm_(ln: nn.Module, kept: Tensor) -> nn.Module:
     keep[kept.to(keep.device)] = 1.0
     ln.__class__ = MaskedLayerNorm
     ln.register_buffer(KEEP, keep, persistent=False)
+    if slow_path_marker not in ln._forward_pre_hooks.values():
+        ln.register_forward_pre_hook(slow_path_marker)
     return ln
 
 
@@ -61,6 +70,8 @@ def slice_layernorm_(ln: nn.Module, kept: Tensor) -> nn.Module:
     if isinstance(ln, MaskedLayerNorm):
         del ln._buffers[KEEP]
         ln.__class__ = nn.LayerNorm
+        for key in [k for k, hook in ln._forward_pre_hooks.items() if hook is slow_path_marker]:
+            del ln._forward_pre_hooks[key]
     ln.normalized_shape = (len(kept),)
     return ln
 

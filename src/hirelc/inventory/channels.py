@@ -129,6 +129,8 @@ class _Analysis(TokenOps, ChannelSets):
             self._layernorm(node, path, mod)
         elif isinstance(mod, nn.MultiheadAttention):
             self._unknown(node, f"read by nn.MultiheadAttention '{path}'")
+        elif isinstance(mod, nn.TransformerEncoderLayer):
+            self._encoder_layer(node, path, mod)
         elif ref is not None and isinstance(mod, (nn.Conv1d, nn.Conv2d)):
             self._conv(node, ref, mod)
         elif ref is not None and isinstance(mod, nn.Linear):

@@ -29,6 +29,7 @@ from torch import fx, nn
 
 from hirelc.compress.slots import pad_stream_input_
 from hirelc.inventory.heads import attention_parts
+from hirelc.inventory.torch_layers import probe_encoder_stream
 from hirelc.inventory.nodes import _arg, _describe, _shape, _Track
 
 PERMUTES = {"transpose", "permute", "swapaxes", torch.transpose, torch.permute, torch.swapaxes}
@@ -165,6 +166,29 @@ class TokenOps:
         e = self._new(attn.get_submodule(out).out_features, f"{path}.{out}")
         self.track[node] = _Track(e, len(out_shape) - 1)
         return True
+
+    def _encoder_layer(self, node: fx.Node, path: str, layer: nn.TransformerEncoderLayer) -> None:
+        """nn.TransformerEncoderLayer on the stream (torch's `forward`: x + sa(x) and
+        x + ff(x), each normalised after or before): in_proj and linear1 read the channels,
+        out_proj and linear2 write them back through the residual adds, norm1 and norm2
+        normalise them; probed removed == zeroed (`hirelc.inventory.torch_layers`)."""
+        src, in_shape = self._src(node), _shape(node.args[0]) if node.args else None
+        if src is None or len(node.args) != 1 or node.kwargs or in_shape is None or len(in_shape) != 3 \
+                or src.dim != 2 or src.repeat != 1:
+            return self._unknown(node, f"read by TransformerEncoderLayer '{path}' with masks or "
+                                       "another layout, which the analysis does not follow")
+        why = probe_encoder_stream(layer, in_shape)
+        if why:
+            return self._poison(src, f"read by TransformerEncoderLayer '{path}', {why}")
+        prefix = f"{path}." if path else ""
+        width = in_shape[-1]
+        for name in ("self_attn.in_proj", "linear1"):
+            self._consume(src, prefix + name, dim=2, width=width)
+        elem = src.elem
+        for name in ("self_attn.out_proj", "linear2"):
+            elem = self.union(elem, self._new(width, prefix + name))
+        self.members[self.find(elem)].layernorms += [prefix + "norm1", prefix + "norm2"]
+        self.track[node] = _Track(self.find(elem), 2)
 
 
 def _is_parameter(gm: fx.GraphModule, target: str) -> bool:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from hirelc.compress.mha import keep_heads_
+from hirelc.compress.tokens import mask_layernorm_, slice_layernorm_
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import KernelRef
 
@@ -135,3 +136,50 @@ def mha_head_group(model: nn.Module, path: str, kernels: Mapping[str, KernelRef]
     return ChannelGroup(first.name, "heads", heads, producers=(first.name,), consumers=((out.name, head_dim),),
                         module=path, unit=head_dim, row_chunks=3, prunable=False,
                         reason=f"nn.MultiheadAttention '{path}' cannot lose heads: {reason}")
+
+
+def _drop_channel_zero(layer: nn.TransformerEncoderLayer, removed: bool) -> None:
+    """Zero (removed=False) or remove residual-stream channel 0 everywhere in `layer`."""
+    sa, keep = layer.self_attn, torch.arange(1, layer.linear1.in_features)
+    for lin in (sa.out_proj, layer.linear2):  # writers: rows
+        if removed:
+            lin.weight = nn.Parameter(lin.weight.detach()[1:].clone())
+            lin.bias = nn.Parameter(lin.bias.detach()[1:].clone()) if lin.bias is not None else None
+            lin.out_features -= 1
+        else:
+            lin.weight[0] = 0
+            if lin.bias is not None:
+                lin.bias[0] = 0
+    if removed:  # readers: columns
+        sa.in_proj_weight = nn.Parameter(sa.in_proj_weight.detach()[:, 1:].clone())
+        layer.linear1.weight = nn.Parameter(layer.linear1.weight.detach()[:, 1:].clone())
+        layer.linear1.in_features -= 1
+        keep_heads_(sa, torch.arange(sa.num_heads))  # a query narrower than its heads
+    else:
+        sa.in_proj_weight[:, 0] = 0
+        layer.linear1.weight[:, 0] = 0
+    for ln in (layer.norm1, layer.norm2):
+        (slice_layernorm_ if removed else mask_layernorm_)(ln, keep)
+
+
+def probe_encoder_stream(layer: nn.TransformerEncoderLayer, in_shape: tuple[int, ...]) -> str:
+    """"" when the layer computes the same with residual-stream channel 0 removed (and its
+    attention a `HeadPrunedMHA`) as with it zeroed, on a random input of `in_shape`; else
+    why not. The caller runs this in eval mode without grad (`frozen`)."""
+    sa = layer.self_attn
+    if type(sa) is not nn.MultiheadAttention or sa.in_proj_weight is None or sa.bias_k is not None \
+            or sa.add_zero_attn or any(type(n) is not nn.LayerNorm for n in (layer.norm1, layer.norm2)):
+        return "whose attention or norms are not the plain torch modules the pruned layer is built from"
+    masked, removed = copy.deepcopy(layer).eval(), copy.deepcopy(layer).eval()
+    with torch.no_grad():
+        _drop_channel_zero(masked, removed=False)
+        _drop_channel_zero(removed, removed=True)
+        x = torch.randn(in_shape, generator=torch.Generator().manual_seed(0))
+        x[..., 0] = 0
+        try:
+            expected, got = masked(x), removed(x[..., 1:])
+        except Exception as e:  # a subclass whose code needs the full width
+            return f"which fails with one channel fewer ({type(e).__name__})"
+    if got.shape != expected[..., 1:].shape or not torch.allclose(got, expected[..., 1:], rtol=1e-4, atol=1e-5):
+        return "which computes something else with a channel removed than zeroed"
+    return ""
