@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import logging
 
 import pytest
 import torch
 from torch import nn
 
+from hirelc.compress.prune import apply_masks_, prune_physically
 from hirelc.inventory import Inventory, LayerSpec, inspect
 from inventory.toy_models import LeNet, MHAModel, ResNetish, TinyViT, Untraceable
 
@@ -103,7 +106,30 @@ def test_shared_weight_appears_once_with_macs_summed():
     inv = inspect(model, torch.randn(4, 8))
     assert [s.name for s in inv] == ["0"]
     assert inv[0].n_macs == 2 * 8 * 8
-    assert not inv[0].prunable and "shared" in inv[0].prune_reason
+    assert not inv[0].prunable  # its second call writes the model output
+
+
+def test_a_weight_called_on_the_model_input_and_on_channels_keeps_its_columns():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    model[2].weight = model[0].weight  # columns read the input in call 1, channels in call 2
+    inv = inspect(model, torch.randn(4, 8))
+    assert not inv.spec("0").prunable and "cannot be removed" in inv.spec("0").prune_reason
+
+
+def test_a_weight_tied_between_two_followed_calls_prunes_the_same_channels_in_both():
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8),
+                          nn.ReLU(), nn.Linear(8, 2))
+    model[4].weight = model[2].weight  # one square matrix, rows and columns on one stream
+    x = torch.randn(4, 3)
+    inv = inspect(model, x)
+    g = inv.groups[inv.spec("2").prune_group]
+    assert g.prunable and set(g.producers) == {"0", "2"}
+    kept = {g.id: torch.tensor([1, 2, 5, 6])}
+    with torch.no_grad():
+        masked = apply_masks_(copy.deepcopy(model), kept, inv.groups)(x)
+        small = prune_physically(model, kept, inv.groups)
+        assert small[4].weight is small[2].weight and small[4].weight.shape == (4, 4)
+        torch.testing.assert_close(small(x), masked, rtol=0, atol=1e-5)
 
 
 class _Custom(nn.Module):

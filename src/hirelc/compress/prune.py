@@ -39,7 +39,7 @@ from hirelc.compress.tokens import mask_layernorm_, mask_param_, slice_layernorm
 from hirelc.cost import kept_count
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.heads import attention_parts
-from hirelc.inventory.kernels import is_depthwise
+from hirelc.inventory.kernels import KernelRef, find_kernels, is_depthwise
 from hirelc.plan import Plan
 
 __all__ = [
@@ -210,11 +210,14 @@ def apply_masks_(
     >>> masked[0].bias[[0, 2]].eq(0).tolist(), bool(masked[2].weight[:, [0, 2]].eq(0).all())
     ([True, True], True)
     """
+    aliases = {r.name: r.aliases for r in find_kernels(model)}
     for name, sl in kernel_slices(groups, kept).items():
         mod, weight_attr, bias_attr = kernel_tensors(model, name)
-        w, bias = getattr(mod, weight_attr), getattr(mod, bias_attr, None)
+        w = getattr(mod, weight_attr)
         w.mul_(sl.mask(w.shape).to(w.device))
-        if sl.rows is not None and bias is not None:
+        holders = [mod] + [model.get_submodule(p) for p in aliases.get(name, ())]
+        biases = {id(b): b for m in holders if (b := getattr(m, bias_attr, None)) is not None}
+        for bias in biases.values() if sl.rows is not None else ():
             bias.mul_(_unit_mask(bias.shape[0], sl.rows).to(bias.device))
     for path, idx in batchnorm_keeps(groups, kept).items():
         bn = model.get_submodule(path)
@@ -258,6 +261,24 @@ def _slice_kernel(model: nn.Module, name: str, sl: KernelSlice) -> None:
         mod.out_channels, mod.in_channels = w.shape[0], w.shape[1] * mod.groups
 
 
+def _retie(model: nn.Module, ref: KernelRef, sl: KernelSlice) -> None:
+    """Hand a resliced weight shared by several modules (an embedding tied to the output
+    Linear) to every other holder, with its size attributes and (rows pruned) its own bias."""
+    w = getattr(model.get_submodule(ref.module), ref.param)
+    for path in ref.aliases:
+        mod = model.get_submodule(path)
+        setattr(mod, ref.param, w)
+        bias = getattr(mod, "bias", None)
+        if sl.rows is not None and isinstance(bias, nn.Parameter) and bias.shape[0] != w.shape[0]:
+            mod.bias = _new_param(bias, bias.detach().index_select(0, sl.rows.to(bias.device)))
+        if isinstance(mod, nn.Linear):
+            mod.out_features, mod.in_features = w.shape[0], w.shape[1]
+        elif isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+            mod.embedding_dim = w.shape[1]
+    for path, attr in ref.tied:
+        setattr(model.get_submodule(path), attr, w)
+
+
 def _slice_batchnorm(bn: nn.Module, idx: Tensor) -> None:
     for name in ("weight", "bias"):
         p = getattr(bn, name)
@@ -275,8 +296,11 @@ def reslice_(model: nn.Module, kept: Mapping[str, Tensor], groups: Mapping[str, 
     if any(parametrize.is_parametrized(m) for m in model.modules()):
         raise ValueError("prune_physically needs a plain model; for a model from apply_plan "
                          "use hirelc.compress.apply.to_physical")
+    refs = {r.name: r for r in find_kernels(model)}
     for name, sl in kernel_slices(groups, kept).items():
         _slice_kernel(model, name, sl)
+        if name in refs:
+            _retie(model, refs[name], sl)
     for path, idx in batchnorm_keeps(groups, kept).items():
         _slice_batchnorm(model.get_submodule(path), idx)
     for path, idx in stream_keeps(groups, kept, "layernorms").items():

@@ -34,7 +34,8 @@ class KernelSlice:
 def _merge(slices: dict[str, KernelSlice], name: str, rows: Tensor | None = None,
            cols: Tensor | None = None) -> None:
     old = slices.get(name, KernelSlice())
-    if (rows is not None and old.rows is not None) or (cols is not None and old.cols is not None):
+    clash = lambda new, had: new is not None and had is not None and not torch.equal(new, had)  # noqa: E731
+    if clash(rows, old.rows) or clash(cols, old.cols):  # the same slice twice: a tied weight
         raise ValueError(f"kernel {name!r} is sliced by two groups on the same dimension")
     slices[name] = KernelSlice(rows if rows is not None else old.rows,
                                cols if cols is not None else old.cols)

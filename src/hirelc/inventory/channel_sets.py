@@ -10,10 +10,13 @@ parts, ties elements that share a sliced module, and builds one group per merged
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from torch import fx
 
 from hirelc.inventory.groups import ChannelGroup
+from hirelc.inventory.kernels import KernelRef
 
 
 @dataclass
@@ -43,6 +46,7 @@ class ChannelSets:
     def __init__(self) -> None:
         self.parent: list[int] = []
         self.members: list[Members] = []
+        self.whole_columns: set[str] = set()  # kernels called somewhere on an input not followed
 
     def _new(self, size: int, producer: str, embedding: bool = False, segments: int = 1) -> int:
         self.parent.append(len(self.parent))
@@ -118,6 +122,16 @@ class ChannelSets:
                 if len(repeats[n]) > 1:
                     m.reasons.append(f"read by '{n}', which is called on differently flattened inputs")
 
+    def _poison_whole_columns(self) -> None:
+        """A kernel called twice (or tied to another module) slices one weight for every
+        call: when one call reads an input the analysis does not follow, no call may lose
+        columns."""
+        for m in self.members:
+            for n in [c for c, _ in m.consumers] + m.embeddings:
+                if n in self.whole_columns:
+                    m.reasons.append(f"read as input columns of '{n}', whose weight is also called "
+                                     "on an input whose channels cannot be removed")
+
     def _poison_shared(self, shared: Mapping[str, tuple[str, ...]]) -> None:
         for m in self.members:
             names = m.producers + m.embeddings + m.depthwise + [n for n, _ in m.consumers]
@@ -165,6 +179,7 @@ class ChannelSets:
     def groups(self, order: Mapping[str, int], shared: Mapping[str, tuple[str, ...]]) -> list[ChannelGroup]:
         self._distribute()
         self._tie_repeated_members()
+        self._poison_whole_columns()
         self._poison_shared(shared)
         rank = lambda name: order.get(name, len(order))  # noqa: E731
         groups = []
@@ -193,4 +208,35 @@ class ChannelSets:
                 consumers=tuple(dict.fromkeys(m.consumers)),
                 prunable=not reason, reason=reason,
             ))
-        return sorted(groups, key=lambda g: rank(g.id))
+        return _unique_ids(sorted(groups, key=lambda g: rank(g.id)))
+
+
+def _unique_ids(groups: list[ChannelGroup]) -> list[ChannelGroup]:
+    """Two groups can start at the same kernel (a weight tied to an embedding: the stream
+    through its columns, the tied Linear's outputs through its rows): the prunable one keeps
+    the kernel's name, the others get `#2`, `#3`, ..."""
+    seen: dict[str, int] = {}
+    for g in sorted(groups, key=lambda g: not g.prunable):
+        seen[g.id] = seen.get(g.id, 0) + 1
+        if seen[g.id] > 1:
+            groups[groups.index(g)] = replace(g, id=f"{g.id}#{seen[g.id]}")
+    return groups
+
+
+def shared_weights(gm: fx.GraphModule, kernels: Sequence[KernelRef], called: set[str],
+            prefix: str) -> dict[str, tuple[str, ...]]:
+    """Kernel name -> the other readers of its weight that the analysis does not follow:
+    non-kernel holders (`tied`), its weight read directly by the code (a get_attr), and kernel
+    aliases unless every holder is called as a module in this graph (then each call slices
+    the same tensor by the kernel's name, which `ChannelSets` ties together)."""
+    direct = {prefix + str(n.target) for n in gm.graph.nodes if n.op == "get_attr"}
+    shared = {}
+    for k in kernels:
+        holders = (k.module, *k.aliases)
+        others = tuple(f"{p} ({n})" for p, n in k.tied)
+        others += tuple(f"{p} (read directly)" for p in holders if f"{p}.{k.param}" in direct)
+        if k.aliases and not all(p in called for p in holders):
+            others += k.aliases
+        if others:
+            shared[k.name] = others
+    return shared

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from hirelc.inventory.channel_sets import ChannelSets, Members
+from hirelc.inventory.channel_sets import ChannelSets, Members, shared_weights
 from hirelc.inventory.groups import ChannelGroup
 from hirelc.inventory.kernels import EMBEDDINGS, KernelRef, is_attention, is_depthwise
 from hirelc.inventory.nodes import _arg, _describe, _shape, _Track
@@ -115,6 +115,10 @@ class _Analysis(TokenOps, ChannelSets):
             elif node.op == "output":
                 self._poison_inputs(node, f"returned by module '{self.prefix[:-1]}', whose caller "
                                           "torch.fx could not trace")
+        for node in self.gm.graph.nodes:  # traced with fixed shapes: a width read may be used
+            if node.name in self.gm.meta.get("shape_reads", ()):
+                self._poison(self.track.get(node), f"read as numbers by the model's code ({_describe(node)}"
+                                                   ".shape), which may use their count")
 
     def _call_module(self, node: fx.Node) -> None:
         mod = self.gm.get_submodule(str(node.target))
@@ -177,7 +181,8 @@ class _Analysis(TokenOps, ChannelSets):
 
     # -- kernels ------------------------------------------------------------------------
     def _consume(self, src: _Track | None, name: str, dim: int, width: int) -> None:
-        if src is None:
+        if src is None:  # every input column of this call is read: none may be sliced
+            self.whole_columns.add(name)
             return
         size = self.members[src.elem].size
         if src.dim != dim:
@@ -394,7 +399,6 @@ def analyse_channels(
     by_module = {p: k for k in kernels if not k.kind.startswith("mha_") for p in (k.module, *k.aliases)}
     analysis = _Analysis(gm, by_module, prefix)
     analysis.run()
-    shared = {k.name: k.aliases + tuple(f"{p} ({n})" for p, n in k.tied)
-              for k in kernels if k.aliases or k.tied}
-    groups = analysis.groups(order, shared)
+    groups = analysis.groups(order, shared_weights(gm, kernels, analysis.leaf_calls, prefix))
     return ChannelFlow(groups, analysis.kernel_reasons, analysis.attention_calls, analysis.leaf_calls)
+

@@ -185,6 +185,8 @@ def _assign_groups(model: nn.Module, specs: list[LayerSpec], groups: Mapping[str
     for g in groups.values():
         for name in g.producers + g.embeddings + g.depthwise:
             s = by_name[name]
+            if s.prune_group is not None and s.prunable and not g.prunable:
+                continue  # a tied weight: its columns prunable, its rows not (the prunable group names it)
             s.prune_group, s.prunable, s.prune_reason = g.id, g.prunable, g.reason
             s.prune_segments = g.segments * (g.row_chunks if g.kind == "channels" else 1)
             if g.kind == "heads":  # keep_ratio counts heads (hirelc.cost.prune_units)

@@ -13,6 +13,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from hirelc.inventory.concrete import trace_concrete
 from hirelc.inventory.kernels import is_attention, is_norm
 
 ADD_OPS = {operator.add, operator.iadd, torch.add}
@@ -22,26 +23,43 @@ BLOCK_CLASS = re.compile(r"(Block|Bottleneck|EncoderLayer|DecoderLayer)$")
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
+def analysed_as_unit(m: nn.Module, module_qualified_name: str = "") -> bool:
+    """Attention is analysed as a unit (heads); a norm subclass is judged by its behaviour."""
+    return is_attention(m) or isinstance(m, nn.MultiheadAttention) or is_norm(m)
+
+
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        # attention is analysed as a unit (heads); a norm subclass is judged by its behaviour
-        if is_attention(m) or isinstance(m, nn.MultiheadAttention) or is_norm(m):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
+        return analysed_as_unit(m) or super().is_leaf_module(m, module_qualified_name)
 
 
-def trace(model: nn.Module, args: tuple) -> tuple[fx.GraphModule | None, str]:
+def _why(e: Exception) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}"[:300]
+
+
+def trace(model: nn.Module, args: tuple, concrete: bool = True) -> tuple[fx.GraphModule | None, str]:
     """(graph module with `tensor_meta` on every tensor node, "") or (None, why it failed).
 
-    The caller runs this under `frozen(model)`: ShapeProp executes the model once.
+    When plain fx fails and `concrete`, the model is traced again with the example's shapes
+    (`hirelc.inventory.concrete`): `gm.meta["shape_reads"]` then names the nodes whose shape
+    its code read, and `gm.meta["plain_fx_error"]` why plain fx failed. The caller runs
+    this under `frozen(model)`: ShapeProp executes the model once.
     """
     try:
-        graph = _Tracer().trace(model)
-        gm = fx.GraphModule(model, graph)
+        gm = fx.GraphModule(model, _Tracer().trace(model))
         ShapeProp(gm).propagate(*args)
+        return gm, ""
     except Exception as e:  # any failure only disables pruning; say which, don't crash inspect
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return None, f"{type(e).__name__}: {first}"[:300]
+        error = _why(e)
+    if not concrete:
+        return None, error
+    try:
+        gm, reads = trace_concrete(model, args, analysed_as_unit)
+        ShapeProp(gm).propagate(*args)
+    except Exception:  # data-dependent control flow: no single graph
+        return None, error
+    gm.meta["shape_reads"], gm.meta["plain_fx_error"] = reads, error
     return gm, ""
 
 
