@@ -1,7 +1,8 @@
 """Channel groups of a model torch.fx cannot trace, from the modules inside it that it can.
 
-Hugging Face-style models stop fx with Python control flow on tensors (shape checks, masks,
-`if` on a config). Their pieces are usually plain: an MLP, an embedding block. Each module
+Hugging Face-style models stop fx with Python control flow on tensors. Shape checks are
+traced with the example's shapes (`hirelc.inventory.concrete`); what stops that too (control
+flow on tensor values, masks) lands here. Their pieces are usually plain: an MLP, an embedding block. Each module
 called with positional arguments is traced on its own, on the inputs it received in one run
 of the model; the largest traceable modules are analysed (a module that traces is not
 descended into) and whatever leaves such a module counts as unknown, so only groups whose
