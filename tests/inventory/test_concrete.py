@@ -47,3 +47,22 @@ def test_channels_whose_width_the_code_reads_as_a_number_are_not_pruned():
     inv = inspect(Checked(), torch.randn(4, 6))
     assert not inv.spec("fc1").prunable and "read as numbers" in inv.spec("fc1").prune_reason
     assert inv.spec("fc2").prunable  # its own channels are not read as numbers
+
+
+class InPlaceResidual(ShapeChecked):
+    """In-place ops in the traced code: tracing must not write into the model."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 6:
+            raise ValueError("expected 6 features")
+        h = self.fc2(torch.relu_(self.fc1(x)))
+        h += x
+        return self.out(h)
+
+
+def test_tracing_with_shapes_leaves_the_model_as_it_was():
+    model = InPlaceResidual()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inv = inspect(model, torch.randn(4, 6))
+    assert inv.trace_error == "" and inv.spec("fc1").prunable
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -26,6 +26,7 @@ Control flow on tensor *values* still stops it (data-dependent: no single graph)
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -115,10 +116,29 @@ class _ConcreteTracer(fx.Tracer):
             self._calls[target] += 1
             return self._leaf_outputs[target][self._calls[target] - 1]
         if kind == "call_function":
-            return target(*args, **kwargs)
+            fn, kwargs = _out_of_place(target, kwargs)
+            return None if fn is operator.setitem else fn(*args, **kwargs)
         if kind == "call_method":
-            return getattr(args[0], target)(*args[1:], **kwargs)
+            name = target[:-1] if target.endswith("_") and hasattr(torch.Tensor, target[:-1]) else target
+            return getattr(args[0], name)(*args[1:], **kwargs)
         raise KeyError(kind)
+
+
+# values are only for shapes: an in-place op is evaluated out of place, so that tracing never
+# writes into the model's parameters, buffers or the recorded outputs
+IN_PLACE = {operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+            operator.itruediv: operator.truediv}
+
+
+def _out_of_place(fn: Any, kwargs: dict) -> tuple[Any, dict]:
+    if kwargs.get("inplace"):
+        kwargs = {**kwargs, "inplace": False}
+    name = getattr(fn, "__name__", "")
+    if fn in IN_PLACE:
+        return IN_PLACE[fn], kwargs
+    if name.endswith("_") and not name.startswith("_") and hasattr(torch, name[:-1]):
+        return getattr(torch, name[:-1]), kwargs
+    return fn, kwargs
 
 
 def _leaf_outputs(model: nn.Module, args: tuple, is_leaf: Callable[[nn.Module, str], bool]) -> dict[str, list]:
