@@ -46,6 +46,8 @@ def check_groups_fit(model: nn.Module, groups: Sequence[Mapping[str, Any]]) -> N
             have = _weight_shape(model, name, gid)[0]
             if have != rows:
                 raise ValueError(f"group {gid!r}: kernel {name!r} has {have} rows, the file says {rows}")
+        for path in g.get("padded_inputs") or ():
+            _check_attention(model, path, gid)
         if not 1 <= kept <= size:
             unit = "heads" if g.get("kind") == "heads" else "channels"
             raise ValueError(f"group {gid!r} keeps {kept} of {size} {unit}; it must keep 1..{size}")
@@ -81,6 +83,18 @@ def _weight_shape(model: nn.Module, name: Any, gid: Any) -> tuple[int, ...]:
     ref = refs[name]
     module = model.get_submodule(ref.module) if ref.module else model
     return tuple(getattr(module, ref.param).shape)
+
+
+def _check_attention(model: nn.Module, path: Any, gid: Any) -> None:
+    """`path` names an attention module of `model` (a group's zero-filled attention input)."""
+    from hirelc.inventory.kernels import is_attention  # late, as in _weight_shape
+
+    try:
+        ok = isinstance(path, str) and is_attention(model.get_submodule(path))
+    except AttributeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"group {gid!r}: {path!r} is not an attention module of the model passed as `like`")
 
 
 def _int(value: Any, what: str) -> int:
