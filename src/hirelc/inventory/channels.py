@@ -115,10 +115,7 @@ class _Analysis(TokenOps, ChannelSets):
             elif node.op == "output":
                 self._poison_inputs(node, f"returned by module '{self.prefix[:-1]}', whose caller "
                                           "torch.fx could not trace")
-        for node in self.gm.graph.nodes:  # traced with fixed shapes: a width read may be used
-            if node.name in self.gm.meta.get("shape_reads", ()):
-                self._poison(self.track.get(node), f"read as numbers by the model's code ({_describe(node)}"
-                                                   ".shape), which may use their count")
+        self._poison_shape_reads()
 
     def _call_module(self, node: fx.Node) -> None:
         mod = self.gm.get_submodule(str(node.target))

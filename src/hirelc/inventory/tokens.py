@@ -167,6 +167,14 @@ class TokenOps:
         self.track[node] = _Track(e, len(out_shape) - 1)
         return True
 
+    def _poison_shape_reads(self) -> None:
+        """Traced with the example's shapes (`hirelc.inventory.concrete`): a tensor whose
+        shape the code read may have its width used as a number, so its channels stay."""
+        for node in self.gm.graph.nodes:
+            if node.name in self.gm.meta.get("shape_reads", ()):
+                self._poison(self.track.get(node), f"read as numbers by the model's code ({_describe(node)}"
+                                                   ".shape), which may use their count")
+
     def _encoder_layer(self, node: fx.Node, path: str, layer: nn.TransformerEncoderLayer) -> None:
         """nn.TransformerEncoderLayer on the stream (torch's `forward`: x + sa(x) and
         x + ff(x), each normalised after or before): in_proj and linear1 read the channels,
