@@ -219,7 +219,7 @@ def test_a_bug_is_not_hidden_behind_an_error_line(monkeypatch):
     def buggy(args):
         return {}["missing"]  # a KeyError inside hirelc is a bug: it must show its traceback
 
-    monkeypatch.setattr(cli, "_cmd_list_models", buggy)
+    monkeypatch.setattr(cli, "cmd_list_models", buggy)
     with pytest.raises(KeyError):
         cli.main(["list-models"])
 

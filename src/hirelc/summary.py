@@ -81,3 +81,21 @@ def describe_plan(plan: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+
+COMPRESSION_DEFINITION = "fp32 state_dict file bytes / packed .hirelc file bytes (both measured)"
+
+
+def target_line(result: Mapping[str, Any]) -> str:
+    """'compression >= 16x: met (17.1x measured on the packed data)' or 'none'."""
+    target, size = result.get("target") or {}, result.get("size") or {}
+    kind = target.get("kind")
+    if kind is None:
+        return "none (ReLeQ shaped reward)"
+    if kind == "max_accuracy_drop":
+        met = result.get("target_met")
+        return f"validation accuracy within {target['max_accuracy_drop']:g} point of fp32: {'met' if met else 'NOT met'}"
+    met = result.get("target_met_by_file")
+    ratio = size.get("compression_vs_fp32_tensors", float("nan"))
+    return (f"storage <= {target['max_bytes']:,} B: {'met' if met else 'NOT met'} "
+            f"({size.get('packed_data_bytes', 0):,} B packed data, {ratio:.2f}x vs fp32 tensors)")
