@@ -39,6 +39,7 @@ from hirelc.durable import (  # re-exported: they were defined here first
     atomic_write_text,
     check_output_file,
 )
+from hirelc.result_file import Result, upgrade
 from hirelc.runlock import LOCK_FILE, RunLock
 
 __all__ = ["Journal", "JournalCorruptError", "RunArtifacts", "RunDir", "RunDirError", "atomic_write_text",
@@ -256,7 +257,8 @@ class RunDir:
         atomic_write_text(self.result_path, text)
         return self.result_path
 
-    def read_result(self) -> dict[str, Any]:
+    def read_result(self) -> Result:
+        """result.json, upgraded to the current keys whatever version wrote it."""
         if not self.path.is_dir():
             raise FileNotFoundError(f"run directory {self.path} does not exist")
         if not self.result_path.exists():
@@ -265,7 +267,7 @@ class RunDir:
                 f"{self.path} has no {RESULT_FILE}: the search has not finished "
                 f"({n} journaled evaluations); resume it to produce a result"
             )
-        return _read_json_object(self.result_path)
+        return upgrade(_read_json_object(self.result_path))
 
     def checkpoint_path(self, name: str) -> Path:
         """Path for checkpoint `name` under `checkpoints/` (the folder is created)."""

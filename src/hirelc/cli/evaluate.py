@@ -16,7 +16,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from hirelc.evaluate.fidelity import Fidelity
     from hirelc.export.packed import storage_bytes_model
     from hirelc.pipeline import eval_plan, plan_costs, prepare, state_dict_bytes
-    from hirelc.summary import COMPRESSION_DEFINITION
+    from hirelc.result_file import COMPRESSION_DEFINITION
 
     plan = load_plan(args.plan)
     prep = prepare(job_config(args, search_steps=args.steps), progress=not args.quiet, log=log_fn(args))
@@ -25,15 +25,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
     before, after = eval_plan(prep, plan, fidelity, split=args.split)
     storage = storage_bytes_model(prep.model, plan, inventory=prep.inventory)
     fp32, packed = state_dict_bytes(prep.model), _packed_file_bytes(prep, plan)
-    report = {
-        "split": args.split, "split_sizes": prep.data.sizes(),
-        "fp32_accuracy": prep.evaluator.reference(args.split).accuracy,
-        "accuracy_before_finetune": before.accuracy, "accuracy_after_finetune": after.accuracy,
+    split = args.split
+    report = {  # the keys of a search's result.json (hirelc.result_file), on the split asked
+        "split": split, "split_sizes": prep.data.sizes(),
+        f"{split}/fp32_accuracy": prep.evaluator.reference(split).accuracy,
+        f"{split}/accuracy_before_finetune": before.accuracy, f"{split}/accuracy": after.accuracy,
         "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
         "seconds_of_the_real_evaluation": after.seconds,
-        "packed_data_bytes": storage, "packed_bytes": packed, "fp32_state_dict_bytes": fp32,
+        "size/packed_data_bytes": storage, "size/packed_file_bytes": packed, "size/fp32_state_dict_bytes": fp32,
         # the one compression figure, defined as in a search's result.json
-        "compression_ratio": fp32 / packed, "compression_definition": COMPRESSION_DEFINITION,
+        "size/compression": fp32 / packed, "size/compression_definition": COMPRESSION_DEFINITION,
         **plan_costs(prep.inventory, plan),
     }
     if args.latency:
@@ -75,16 +76,16 @@ def eval_rows(r: dict[str, Any]) -> dict[str, str]:
     (the cost model's kernel-only ratio and raw counters stay in --json)."""
     split = r["split"]
     return {
-        f"fp32 accuracy ({split}, {r['split_sizes'][split]:,} examples)": f"{100 * r['fp32_accuracy']:.2f}%",
-        "accuracy before fine-tune": f"{100 * r['accuracy_before_finetune']:.2f}%",
-        f"accuracy after fine-tune ({_steps_text(r['finetune'])})": f"{100 * r['accuracy_after_finetune']:.2f}%"
+        f"fp32 accuracy ({split}, {r['split_sizes'][split]:,} examples)": f"{100 * r[f'{split}/fp32_accuracy']:.2f}%",
+        "accuracy before fine-tune": f"{100 * r[f'{split}/accuracy_before_finetune']:.2f}%",
+        f"accuracy after fine-tune ({_steps_text(r['finetune'])})": f"{100 * r[f'{split}/accuracy']:.2f}%"
         + ("" if r["status"] == "ok" else f" ({r['status']})"),
         "served from cache": "yes" if r["served_from_cache"] else f"no ({r['seconds_of_the_real_evaluation']:.1f} s)",
-        "parameter-weighted avg bits": f"{r['param_weighted_avg_bits']:.2f}",
-        "packed file / fp32 state_dict": f"{r['packed_bytes']:,} B / {r['fp32_state_dict_bytes']:,} B",
-        "compression (measured)": f"{r['compression_ratio']:.2f}x",
+        "parameter-weighted avg bits": f"{r['plan/param_weighted_avg_bits']:.2f}",
+        "packed file / fp32 state_dict": f"{r['size/packed_file_bytes']:,} B / {r['size/fp32_state_dict_bytes']:,} B",
+        "compression (measured)": f"{r['size/compression']:.2f}x",
         "speedup / energy vs 8-bit (modelled)":
-            f"{r['modelled_speedup_vs_8bit']:.2f}x / {r['modelled_energy_reduction_vs_8bit']:.2f}x",
+            f"{r['modelled/speedup_vs_8bit']:.2f}x / {r['modelled/energy_reduction_vs_8bit']:.2f}x",
     }
 
 

@@ -34,7 +34,7 @@ def finish_run(run: str, result: dict[str, Any], report: bool) -> None:
 
     print_table(f"{result['method']} on {result['model']} / {result['data']} (seed {result['seed']})",
                 summary_rows(result, target_line(result)))
-    for note in result.get("notes", []):
+    for note in result.get("search/notes", []):
         out.print(f"note: {note}")
     if report:
         from hirelc.report import write_report
