@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,8 @@ def test_search_eval_export_report(tmp_path, capsys):
                 "run/torch_threads"):
         assert key in result, key
     assert result["search/evaluations"] == 3
+    documented = (Path(__file__).parents[1] / "docs" / "RESULT_JSON.md").read_text()
+    assert [k for k in result if f"`{k}`" not in documented] == []  # every key written is in the docs
     assert json.loads((run / "config.json").read_text())["finetune_lr"] == 3e-4
     assert result["size/compression"] == pytest.approx(
         result["size/fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
