@@ -220,8 +220,8 @@ def run_job(
         log(f"resuming: {replayed} journaled evaluations will be replayed, not recomputed")
     space, target = config.space_config, config.target
     log(f"searching: {config.method}, space {_describe_space(space)}, target {target.describe()}, "
-        f"budget {config.max_evaluations} real evaluations at fidelity {config.search_fidelity} "
-        f"on validation data ({prep.data.sizes()['val']} images)")
+        f"budget {config.max_evaluations} real evaluations (--max-evaluations), each: compress, fine-tune "
+        f"{config.search_steps} steps (--search-steps), validate on {prep.data.sizes()['val']:,} images")
     with _evaluation_progress(progress, config.max_evaluations, replayed) as tick, \
             job_executor(config, prep, tick, data) as evaluate:
         found = search(
