@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hirelc.result_file import COMPRESSION_DEFINITION, read_result
-from hirelc.summary import evaluations_text, target_line
+from hirelc.summary import describe_plan, evaluations_text, target_line
 from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto, plot_plan
 from hirelc.report.hirelc_figures import hirelc_figures
 
@@ -35,7 +35,7 @@ SUMMARY_ROWS = [
     ("test/accuracy", "compressed test accuracy (after final fine-tune)"),
     ("test/accuracy_drop_points", "accuracy loss (points)"),
     ("val/accuracy", "chosen plan's validation accuracy (search fidelity)"),
-    ("bits", "bits per layer"),
+    ("plan", "plan per layer (bits, then what differs from keep 1, int_sym, per_channel)"),
     ("plan/avg_bits", "average bits"),
     ("plan/param_weighted_avg_bits", "parameter-weighted average bits"),
     ("plan/state_of_quantization", "State of Quantization (ReLeQ paper, eq. 1)"),
@@ -186,6 +186,8 @@ def _cell(key: str, shown: Mapping[str, Any]) -> str:
     """A row's text: the evaluations split by origin, else the value formatted by its key."""
     if key == "search/evaluations":
         return evaluations_text(shown)
+    if key == "plan":
+        return describe_plan(shown["plan"])
     return _fmt_row(key, shown[key])
 
 
@@ -200,10 +202,12 @@ def _fmt_row(key: str, value: Any) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"  # byte counts: 1,727,949
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, Mapping):
-        return " / ".join(f"{k} {v}" for k, v in value.items())
+        return " / ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return str(value)
 
 
