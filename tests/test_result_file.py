@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import hirelc
 from hirelc.cli import main
 from hirelc.plan import Plan
 from hirelc.result_file import DROPPED, NESTED_SIZE, RENAMED, RESULT_VERSION, Result, read_result, upgrade
@@ -28,7 +29,7 @@ def test_every_old_key_has_one_namespaced_name():
 def test_an_old_result_json_upgrades_without_losing_a_figure():
     old = _old()
     assert "result_version" not in old  # the fixture really is the old format
-    new = read_result(OLD_RUN)
+    new = hirelc.read_result(OLD_RUN)  # the public name
     for key, name in RENAMED.items():
         if key in old:
             assert new[name] == old[key], key
