@@ -78,7 +78,7 @@ class RunDir:
     >>> RunDir(path).create({"bits": [2, 4, 8]})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hirelc.rundir.RunDirError: ... already holds a run (config.json exists); pass resume=True ...
+    hirelc.rundir.RunDirError: ... already holds a run (config.json exists); pass --resume ...
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -126,7 +126,7 @@ class RunDir:
             if not force:
                 raise RunDirError(
                     f"{self.path} already holds a run ({CONFIG_FILE} exists); pass "
-                    "resume=True (--resume) to continue it, force=True (--force) to delete "
+                    "--resume to continue it, --force to delete "
                     "it and start over, or choose another directory"
                 )
             self._clear()
@@ -187,7 +187,7 @@ class RunDir:
             raise RunDirError(
                 f"cannot resume {self.path}: its config differs from the one given "
                 f"(key: stored -> new):\n{shown}{more}\n"
-                "Resume with the original settings, or pass force=True (--force) to accept "
+                "Resume with the original settings, or pass --force to accept "
                 "the new config and keep the journal."
             )
 
