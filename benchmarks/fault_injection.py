@@ -43,10 +43,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hirelc.result_file import read_result  # any result.json version
+
 SEARCH = ["--method", "random", "--model", "lenet5", "--data", "digits", "--train-epochs", "4",
           "--steps", "8", "--final-epochs", "1", "--quiet"]
-COMPARED = ("plan", "bits", "final_test_accuracy", "search_val_accuracy", "baseline_test_accuracy",
-            "real_evaluations", "compression_ratio", "packed_bytes", "fp32_val_accuracy")
+COMPARED = ("plan", "bits", "test/accuracy", "val/accuracy", "test/fp32_accuracy",
+            "search/evaluations", "size/compression", "size/packed_file_bytes", "val/fp32_accuracy")
 DAMAGE = ("eval-garbage", "eval-truncate", "eval-plausible", "ckpt-edit", "ckpt-truncate", "journal-torn")
 
 
@@ -217,18 +219,18 @@ def _records(run: Path) -> int:
 def _verdict(index: int, run: Path, reference: dict[str, Any], ref_model: str, kills: list[str],
              damages: list[str], restarts: int, seconds: float) -> dict[str, Any]:
     reference_records = read_records(run.parent / "reference" / "journal.jsonl")
-    result = json.loads((run / "result.json").read_text())
+    result = read_result(run)
     differ = [k for k in COMPARED if result.get(k) != reference.get(k)]
     if sha256(run / "model.hirelc") != ref_model:
         differ.append("model.hirelc bytes")
     records = read_records(run / "journal.jsonl")
     indices = [r["index"] for r in records if r.get("kind") == "evaluation"]
-    if sorted(set(indices)) != list(range(result["real_evaluations"])):
+    if sorted(set(indices)) != list(range(result["search/evaluations"])):
         differ.append(f"journal indices {indices}")
     if _evaluations(records) != _evaluations(reference_records):
         differ.append("journaled evaluations (plan, accuracy, metrics) differ from the undisturbed run's")
     return {"trial": index, "kills": kills, "damage": damages, "processes": restarts,
-            "replayed": result.get("replayed_evaluations"), "seconds": round(seconds, 1),
+            "replayed": result.get("search/replayed"), "seconds": round(seconds, 1),
             "same_as_undisturbed": not differ, "differs": differ}
 
 
@@ -269,7 +271,7 @@ def main() -> int:
     if not finish(hirelc(search_args(root / "reference", args.budget), env), 1800):
         raise RuntimeError("the undisturbed reference run was stopped by a signal from outside")
     ref_seconds = time.perf_counter() - start
-    reference = json.loads((root / "reference" / "result.json").read_text())
+    reference = read_result(root / "reference")
     ref_model = sha256(root / "reference" / "model.hirelc")
     rows = []
     for i in range(args.trials):

@@ -81,11 +81,12 @@ def verify() -> bool:
     from hirelc.export.packed import read_layout, storage_bytes_model
     from hirelc.pipeline import JobConfig, prepare
     from hirelc.plan import Plan
+    from hirelc.result_file import read_result
 
     ok = True
     prepared: dict[str, object] = {}
     for case, method, seed, d in _runs():
-        result = json.loads((d / "result.json").read_text())
+        result = read_result(d)  # any result.json version
         config = JobConfig.from_dict(json.loads((d / "config.json").read_text()))
         key = f"{config.model}/{config.data}/{config.split_seed}"
         if key not in prepared:
@@ -116,9 +117,11 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def summarize() -> None:
+    from hirelc.result_file import read_result
+
     rows: dict[tuple[str, str], list[dict]] = {}
     for case, method, seed, d in _runs():
-        rows.setdefault((case, method), []).append(json.loads((d / "result.json").read_text()))
+        rows.setdefault((case, method), []).append(read_result(d))  # old run dirs too
     for case in CASES:
         model, data, target, steps, epochs = CASES[case]
         print(f"\n### {model} / {data}, target {target}x, budget {BUDGET} real evaluations\n")
@@ -131,14 +134,14 @@ def summarize() -> None:
             rs = rows.get((case, method))
             if not rs:
                 continue
-            size = [r["size"]["compression_vs_fp32_tensors"] for r in rs]
-            met = [r.get("target_met_by_file") for r in rs]
-            print(f"| {method} | {len(rs)} | {_mean_sd([100 * r['baseline_test_accuracy'] for r in rs])} | "
-                  f"{_mean_sd([100 * r['final_test_accuracy'] for r in rs])} | "
-                  f"{_mean_sd([r['accuracy_loss_points'] for r in rs])} | {_mean_sd(size)}x | "
-                  f"{_mean_sd([r['compression_ratio'] for r in rs])}x | "
+            size = [r["size/fp32_tensor_bytes"] / r["size/packed_data_bytes"] for r in rs]
+            met = [r.get("size/target_met") for r in rs]
+            print(f"| {method} | {len(rs)} | {_mean_sd([100 * r['test/fp32_accuracy'] for r in rs])} | "
+                  f"{_mean_sd([100 * r['test/accuracy'] for r in rs])} | "
+                  f"{_mean_sd([r['test/accuracy_drop_points'] for r in rs])} | {_mean_sd(size)}x | "
+                  f"{_mean_sd([r['size/compression'] for r in rs])}x | "
                   f"{'n/a (no target)' if met[0] is None else f'{sum(bool(m) for m in met)}/{len(met)}'} | "
-                  f"{_mean_sd([r['real_evaluations'] for r in rs])} | {_mean_sd([r['wall_seconds'] for r in rs])} |")
+                  f"{_mean_sd([r['search/evaluations'] for r in rs])} | {_mean_sd([r['run/wall_seconds'] for r in rs])} |")
 
 
 def main() -> None:

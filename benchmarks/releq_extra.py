@@ -13,7 +13,6 @@ The default LSTM agent's runs are those of benchmarks/releq_lenet.py (run it fir
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -67,17 +66,18 @@ def _episodes_to_best(r: dict) -> int | None:
 
 
 def _result(d: Path) -> dict | None:
-    path = d / "result.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    from hirelc.result_file import read_result  # any result.json version
+
+    return read_result(d) if (d / "result.json").exists() else None
 
 
 def _row(name: str, r: dict | None) -> str:
     if r is None:
         return f"| {name} | (no result: run failed or did not finish) |"
-    return (f"| {name} | {r['bits']} | {r['param_weighted_avg_bits']:.2f} | {100 * r['baseline_test_accuracy']:.1f} | "
-            f"{100 * r['final_test_accuracy']:.1f} | {r['compression_ratio']:.2f}x | {r['real_evaluations']} | "
-            f"{len(r['search']['episodes'])} | {_episodes_to_best(r)} | {r['converged_at_episode']} | "
-            f"{r['stop_reason']} | {r['wall_seconds']:.0f} |")
+    return (f"| {name} | {r['bits']} | {r['plan/param_weighted_avg_bits']:.2f} | {100 * r['test/fp32_accuracy']:.1f} | "
+            f"{100 * r['test/accuracy']:.1f} | {r['size/compression']:.2f}x | {r['search/evaluations']} | "
+            f"{len(r['search']['episodes'])} | {_episodes_to_best(r)} | {r['search/converged_at_episode']} | "
+            f"{r['search/stop_reason']} | {r['run/wall_seconds']:.0f} |")
 
 
 def _variant_runs() -> dict[str, list[dict | None]]:
@@ -89,14 +89,14 @@ def _variant_runs() -> dict[str, list[dict | None]]:
 
 def _aggregate(name: str, results: list[dict | None]) -> str:
     done = [r for r in results if r is not None]
-    converged = [r["converged_at_episode"] for r in done if r["converged_at_episode"] is not None]
+    converged = [r["search/converged_at_episode"] for r in done if r["search/converged_at_episode"] is not None]
     episodes = [len(r["search"]["episodes"]) for r in done]
     firsts = [e for e in (_episodes_to_best(r) for r in done) if e is not None]
     conv = f"{statistics.mean(converged):.0f} ({', '.join(map(str, converged))})" if converged else "-"
     return (f"| {name} | {len(converged)}/{len(results)} | {conv} | {statistics.mean(episodes):.0f} | "
-            f"{statistics.median(firsts):.0f} | {statistics.mean(r['real_evaluations'] for r in done):.0f} | "
-            f"{statistics.mean(r['param_weighted_avg_bits'] for r in done):.2f} | "
-            f"{statistics.mean(100 * r['final_test_accuracy'] for r in done):.1f} |")
+            f"{statistics.median(firsts):.0f} | {statistics.mean(r['search/evaluations'] for r in done):.0f} | "
+            f"{statistics.mean(r['plan/param_weighted_avg_bits'] for r in done):.2f} | "
+            f"{statistics.mean(100 * r['test/accuracy'] for r in done):.1f} |")
 
 
 def summarize() -> None:

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from hirelc.methods.pareto import ParetoPoint, frontier_gap, pareto_frontier
+from hirelc.result_file import read_result  # any result.json version
 
 ROOT = Path(__file__).resolve().parent / "runs" / "releq_lenet"
 SEEDS = (0, 1, 2)
@@ -116,23 +117,23 @@ def summarize() -> None:
     for method in ("releq", "random", "uniform"):
         for seed in SEEDS:
             d = ROOT / f"{method}_s{seed}"
-            r = json.loads((d / "result.json").read_text())
+            r = read_result(d)
             bits = tuple(r["bits"])
             own_gap = frontier_gap(landscapes[seed][bits], fronts[seed])
             mean_gap = frontier_gap(mean[bits], mean_front)
             first = _first_frontier_eval(d, {p.bits for p in fronts[seed]})
             firsts.setdefault(method, []).append(first)
-            print(f"| {method} | {seed} | {list(bits)} | {r['param_weighted_avg_bits']:.2f} | "
-                  f"{100 * r['baseline_test_accuracy']:.1f} | {100 * r['final_test_accuracy']:.1f} | "
-                  f"{r['accuracy_loss_points']:+.1f} | {r['compression_ratio']:.2f}x | {r['real_evaluations']} | "
-                  f"{first} | {100 * own_gap:.2f} | {100 * mean_gap:.2f} | {r['stop_reason']} | "
-                  f"{r['wall_seconds']:.0f} |")
+            print(f"| {method} | {seed} | {list(bits)} | {r['plan/param_weighted_avg_bits']:.2f} | "
+                  f"{100 * r['test/fp32_accuracy']:.1f} | {100 * r['test/accuracy']:.1f} | "
+                  f"{r['test/accuracy_drop_points']:+.1f} | {r['size/compression']:.2f}x | {r['search/evaluations']} | "
+                  f"{first} | {100 * own_gap:.2f} | {100 * mean_gap:.2f} | {r['search/stop_reason']} | "
+                  f"{r['run/wall_seconds']:.0f} |")
     print()
     for method in ("releq", "random", "uniform"):
-        results = [json.loads((ROOT / f"{method}_s{s}" / "result.json").read_text()) for s in SEEDS]
-        losses = [r["accuracy_loss_points"] for r in results]
-        wbits = [r["param_weighted_avg_bits"] for r in results]
-        ratios = [r["compression_ratio"] for r in results]
+        results = [read_result(ROOT / f"{method}_s{s}") for s in SEEDS]
+        losses = [r["test/accuracy_drop_points"] for r in results]
+        wbits = [r["plan/param_weighted_avg_bits"] for r in results]
+        ratios = [r["size/compression"] for r in results]
         print(f"- {method}: mean test accuracy loss {statistics.mean(losses):+.2f} pt "
               f"(sd {statistics.stdev(losses):.2f}, range {min(losses):+.1f}..{max(losses):+.1f}); "
               f"mean weighted bits {statistics.mean(wbits):.2f}; compression {min(ratios):.2f}-{max(ratios):.2f}x")

@@ -80,7 +80,7 @@ def test_user_model_and_data_as_import_strings_train_eval_export(tmp_path, monke
     capsys.readouterr()
     assert main(["eval", *common, "--plan", str(plan), "--steps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert 0.0 <= report["accuracy_after_finetune"] <= 1.0
+    assert 0.0 <= report["val/accuracy"] <= 1.0
     packed = tmp_path / "user.hirelc"
     assert main(["export", *common, "--plan", str(plan), "--epochs", "1", "--out", str(packed)]) == 0
     loaded = hirelc.load_packed(packed, like=__import__("user_pkg").make_model())
@@ -102,8 +102,10 @@ def test_search_job_on_a_users_own_module_and_splits(tmp_path):
         opt.step()
     result = hirelc.search(model=model, data=data, out=tmp_path / "run", method="random", max_evaluations=3,
                            search_steps=2, final_epochs=1, progress=False)
-    assert result["baseline_test_accuracy"] > 0.8
-    assert result["real_evaluations"] == 3 and (tmp_path / "run" / "model.hirelc").exists()
+    assert result["test/fp32_accuracy"] > 0.8
+    assert result["search/evaluations"] == 3 and (tmp_path / "run" / "model.hirelc").exists()
+    with pytest.warns(DeprecationWarning, match="is now 'test/accuracy'"):  # the old name still answers
+        assert result["final_test_accuracy"] == result["test/accuracy"]
 
 
 def test_datasplits_is_importable_from_hirelc_and_search_documents_every_option():
@@ -147,4 +149,4 @@ def test_search_job_on_a_users_model_and_plain_torch_datasets(tmp_path):
     result = hirelc.search(model=model, data=plain, out=tmp_path / "run", method="random", max_evaluations=2,
                            search_steps=1, final_epochs=1, progress=False)
     assert result["data"] == "datasets" and result["split_sizes"] == data.sizes()
-    assert result["baseline_test_accuracy"] > 0.8 and (tmp_path / "run" / "model.hirelc").exists()
+    assert result["test/fp32_accuracy"] > 0.8 and (tmp_path / "run" / "model.hirelc").exists()

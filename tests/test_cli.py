@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,15 +56,17 @@ def test_search_eval_export_report(tmp_path, capsys):
             "--out", str(run)]
     assert main(args) == 0
     result = json.loads((run / "result.json").read_text())
-    for key in ("baseline_test_accuracy", "final_test_accuracy", "plan", "avg_bits", "param_weighted_avg_bits",
-                "state_of_quantization", "compression_ratio", "modelled_speedup_vs_8bit",
-                "modelled_energy_reduction_vs_8bit", "real_evaluations", "wall_seconds", "seed", "split_sizes",
-                "torch_threads"):
+    for key in ("test/fp32_accuracy", "test/accuracy", "plan", "plan/avg_bits", "plan/param_weighted_avg_bits",
+                "plan/state_of_quantization", "size/compression", "modelled/speedup_vs_8bit",
+                "modelled/energy_reduction_vs_8bit", "search/evaluations", "run/wall_seconds", "seed", "split_sizes",
+                "run/torch_threads"):
         assert key in result, key
-    assert result["real_evaluations"] == 3
+    assert result["search/evaluations"] == 3
+    documented = (Path(__file__).parents[1] / "docs" / "RESULT_JSON.md").read_text()
+    assert [k for k in result if f"`{k}`" not in documented] == []  # every key written is in the docs
     assert json.loads((run / "config.json").read_text())["finetune_lr"] == 3e-4
-    assert result["compression_ratio"] == pytest.approx(
-        result["fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
+    assert result["size/compression"] == pytest.approx(
+        result["size/fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
     assert (run / "report.html").exists()
     assert len((run / "journal.jsonl").read_text().splitlines()) == 3
     assert main(args) == 2  # an existing run is not overwritten silently
@@ -77,13 +80,13 @@ def test_search_eval_export_report(tmp_path, capsys):
     assert main(["eval", *COMMON, "--plan", plan, "--steps", "3", "--json"]) == 0
     second = json.loads(capsys.readouterr().out)
     assert not first["served_from_cache"] and second["served_from_cache"]
-    assert first["accuracy_after_finetune"] == second["accuracy_after_finetune"]
+    assert first["val/accuracy"] == second["val/accuracy"]
     assert main(["eval", *COMMON, "--plan", plan, "--steps", "3", "--finetune-lr", "1e-3", "--json"]) == 0
     assert not json.loads(capsys.readouterr().out)["served_from_cache"]  # another lr is another result
 
     packed = tmp_path / "m.hirelc"
     assert main(["export", *COMMON, "--plan", plan, "--epochs", "0", "--out", str(packed)]) == 0
-    assert packed.stat().st_size < result["fp32_state_dict_bytes"] / 4
+    assert packed.stat().st_size < result["size/fp32_state_dict_bytes"] / 4
 
 
 @pytest.mark.slow
@@ -219,7 +222,7 @@ def test_a_bug_is_not_hidden_behind_an_error_line(monkeypatch):
     def buggy(args):
         return {}["missing"]  # a KeyError inside hirelc is a bug: it must show its traceback
 
-    monkeypatch.setattr(cli, "_cmd_list_models", buggy)
+    monkeypatch.setattr(cli, "cmd_list_models", buggy)
     with pytest.raises(KeyError):
         cli.main(["list-models"])
 
@@ -289,5 +292,5 @@ def test_a_search_in_a_log_prints_progress_and_resuming_it_when_finished_changes
     assert "is finished" in err and "final fine-tune" not in err
     assert (run / "result.json").read_text() == before  # wall time and all kept
     result = json.loads(before)
-    assert result["omp_wait_policy"] and result["torch_threads"] >= 1
+    assert result["run/omp_wait_policy"] and result["run/torch_threads"] >= 1
     assert result["layer_params"] and len(result["layer_params"]) == len(result["layers"])

@@ -48,15 +48,16 @@ def test_killed_search_resumes_without_recomputing(tmp_path):
     resumed = _hirelc(["resume", str(run), "--quiet"], env)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     got = json.loads((run / "result.json").read_text())
-    assert got["replayed_evaluations"] == journaled
-    assert got["evaluator_during_search"]["real_evaluations"] == 14 - journaled  # nothing recomputed
+    assert got["search/replayed"] == journaled
+    assert got["search/new_evaluations"] == 14 - journaled  # nothing recomputed
+    assert got["search/served_from_cache"] == 0  # the evaluation cache was removed
 
     shutil.rmtree(cache / "evaluations", ignore_errors=True)
     ref_run = tmp_path / "uninterrupted"
     ref = _hirelc([*ARGS, "--out", str(ref_run)], env)
     assert ref.wait(timeout=600) == 0, ref.stderr.read()
     want = json.loads((ref_run / "result.json").read_text())
-    for key in ("plan", "final_test_accuracy", "search_val_accuracy", "real_evaluations", "compression_ratio"):
+    for key in ("plan", "test/accuracy", "val/accuracy", "search/evaluations", "size/compression"):
         assert got[key] == want[key], key
     accuracies = [json.loads(line)["accuracy"] for line in (run / "journal.jsonl").read_text().splitlines()]
     assert accuracies == [json.loads(line)["accuracy"]

@@ -105,8 +105,26 @@ def test_killed_process_pool_search_loses_nothing_and_resumes_to_the_serial_resu
     resumed = _hirelc(["resume", str(run), "--quiet"], env)
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     got, want = (json.loads((r / "result.json").read_text()) for r in (run, reference))
-    assert got["replayed_evaluations"] == len(journaled)
+    assert got["search/replayed"] == len(journaled)
+    # the ledger counts the workers' evaluations too (one in flight at the kill may be in the disk cache)
+    assert got["search/new_evaluations"] + got["search/served_from_cache"] == 14 - len(journaled)
+    assert got["search/new_evaluations"] >= 14 - len(journaled) - 2
     assert _lines(run)[: len(journaled)] == journaled  # journaled lines are never rewritten
     assert _content(_lines(run)) == _content(_lines(reference))
-    for key in ("plan", "search_val_accuracy", "real_evaluations"):
+    for key in ("plan", "val/accuracy", "search/evaluations"):
         assert got[key] == want[key], key
+
+
+@pytest.mark.slow
+def test_result_json_splits_evaluations_by_origin_for_serial_and_process_executors(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HIRELC_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["search", "--method", "random", "--model", "lenet5", "--data", "digits", "--train-epochs", "1",
+            "--budget", "3", "--steps", "2", "--final-epochs", "1", "--quiet", "--no-report", "--workers", "2"]
+    assert main([*args, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*args, "--out", str(tmp_path / "process"), "--executor", "process"]) == 0
+    out = capsys.readouterr().out
+    serial, process = (json.loads((tmp_path / r / "result.json").read_text()) for r in ("serial", "process"))
+    counts = ("search/evaluations", "search/new_evaluations", "search/served_from_cache", "search/replayed")
+    assert [serial[k] for k in counts] == [3, 3, 0, 0]  # a fresh cache: everything computed
+    assert [process[k] for k in counts] == [3, 0, 3, 0]  # the workers were served by the serial run's cache
+    assert "3 = 3 new + 0 served" in " ".join(out.split()) and "3 = 0 new + 3 served" in " ".join(out.split())

@@ -42,6 +42,7 @@ __all__ = [
     "export_packed",
     "inspect",
     "load_packed",
+    "read_result",
     "search",
 ]
 __version__ = "0.1.0"
@@ -67,6 +68,10 @@ def __getattr__(name: str):
         from hirelc.methods.space import SpaceConfig
 
         return SpaceConfig
+    if name == "read_result":  # a run directory's result.json, any version (hirelc.result_file)
+        from hirelc.result_file import read_result
+
+        return read_result
     if name == "Target":
         from hirelc.methods.target import Target
 

@@ -8,7 +8,7 @@ already evaluated is recomputed.
 
 >>> from hirelc.pipeline import JobConfig, run_job
 >>> result = run_job(JobConfig(model="releq_lenet", data="mnist5k"), "runs/demo")  # doctest: +SKIP
->>> result["final_test_accuracy"], result["compression_ratio"]  # doctest: +SKIP
+>>> result["test/accuracy"], result["size/compression"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ from hirelc.paths import cache_dir
 from hirelc.plan import Plan
 from hirelc.progress import Progress
 from hirelc.threads import thread_settings
+from hirelc.result_file import COMPRESSION_DEFINITION, RESULT_VERSION, Result
 from hirelc.rundir import RunDir
 from hirelc.guidance import Guidance, measure_guidance
 from hirelc.methods.api import method_config, method_spec, search
+from hirelc.methods.ledger import SERVED_FROM_CACHE
 from hirelc.methods.problem import validate_bits
 from hirelc.methods.space import SpaceConfig
 from hirelc.methods.target import Target
@@ -197,8 +199,9 @@ def load_baseline(config: JobConfig, data: DataSplits, progress: bool = True) ->
 def run_job(
     config: JobConfig, out: str | Path, *, resume: bool = False, force: bool = False,
     progress: bool = True, log: Log = print, model: nn.Module | None = None, data: DataSplits | None = None,
-) -> dict[str, Any]:
-    """Run a whole search job into the run directory `out`; return result.json's content.
+) -> Result:
+    """Run a whole search job into the run directory `out`; return result.json's content
+    (keys: `hirelc.result_file`).
 
     model / data: optional user objects (see `prepare`); resuming such a run needs the same
     objects again."""
@@ -217,8 +220,8 @@ def run_job(
         log(f"resuming: {replayed} journaled evaluations will be replayed, not recomputed")
     space, target = config.space_config, config.target
     log(f"searching: {config.method}, space {_describe_space(space)}, target {target.describe()}, "
-        f"budget {config.max_evaluations} real evaluations at fidelity {config.search_fidelity} "
-        f"on validation data ({prep.data.sizes()['val']} images)")
+        f"budget {config.max_evaluations} real evaluations (--max-evaluations), each: compress, fine-tune "
+        f"{config.search_steps} steps (--search-steps), validate on {prep.data.sizes()['val']:,} images")
     with _evaluation_progress(progress, config.max_evaluations, replayed) as tick, \
             job_executor(config, prep, tick, data) as evaluate:
         found = search(
@@ -228,17 +231,15 @@ def run_job(
             space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage,
             proxy=logit_mse_proxy(prep.evaluator), **config.options,
         )
-    search_counters = prep.evaluator.counters()  # before the final fine-tune adds its own
     result = finalize(prep, found.plan, config, run, progress=progress)
-    result.update(_search_summary(found, prep, config, reference))
-    result["evaluator_during_search"] = search_counters  # of this process: workers' evaluations not counted
-    result["executor"] = evaluate.describe()
-    result["wall_seconds"] = round(time.perf_counter() - start, 2)
+    result.update(_search_summary(found, config, reference))
+    result["run/wall_seconds"] = round(time.perf_counter() - start, 2)
     # Fine-tune results depend on float reduction order, hence on the thread count: record it
     # (and the OpenMP wait policy, which decides the CPU cost on a busy machine).
-    result.update(thread_settings())
+    result.update({f"run/{k}": v for k, v in thread_settings().items()})
+    result["run/executor"] = evaluate.describe()
     run.write_result(result)
-    return result
+    return Result(result)
 
 
 def _describe_space(space: SpaceConfig) -> str:
@@ -251,15 +252,15 @@ def _describe_space(space: SpaceConfig) -> str:
 def _val_evaluate_fn(
     evaluator: Evaluator, fidelity: Fidelity, tick: Callable[[float, bool], None] = lambda _acc, _cached: None,
 ) -> Callable[[Plan], dict[str, Any]]:
-    """plan -> metrics on validation data, the only split the search may see; `tick` is
-    told the accuracy of every real evaluation and whether the evaluator's cache served it
-    (progress display)."""
+    """plan -> metrics on validation data, the only split the search may see, and whether
+    the evaluator's disk cache served it (counted by the ledger, for every executor); `tick`
+    is told the accuracy of every real evaluation and that flag (progress display)."""
 
     def evaluate(plan: Plan) -> dict[str, Any]:
         r = evaluator.evaluate(plan, fidelity, split="val")
         tick(r.accuracy, r.cached)
         return {"accuracy": r.accuracy, "loss": _finite(r.loss), "logit_mse": _finite(r.logit_mse),
-                "status": r.status}
+                "status": r.status, SERVED_FROM_CACHE: r.cached}
 
     return evaluate
 
@@ -296,23 +297,20 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
     data_bytes = read_layout(artifacts.model).data_bytes
     sizes = prep.guidance.sizes
     baseline = prep.evaluator.reference("test").accuracy
+    test_fp32, test = prep.evaluator.reference("test").accuracy, final.accuracy
     return {
+        "result_version": RESULT_VERSION,
         "model": config.model, "data": config.data, "method": config.method, "seed": config.seed,
         "split_seed": config.split_seed, "split_sizes": prep.data.sizes(),
         "layers": [s.name for s in prep.inventory], "layer_params": [s.n_params for s in prep.inventory],
-        "bit_choices": list(config.bits),
-        "plan": plan.to_dict(), "bits": plan.bits(),
-        "baseline_test_accuracy": baseline, "final_test_accuracy": final.accuracy,
-        "accuracy_loss_points": round(100 * (baseline - final.accuracy), 3),
-        "final_status": final.status,
-        "packed_file": artifacts.model.name, "packed_bytes": packed, "fp32_state_dict_bytes": fp32_bytes,
-        "compression_ratio": fp32_bytes / packed,
-        "size": {
-            "packed_data_bytes": data_bytes, "packed_file_bytes": packed,
-            "storage_model_bytes": sizes.nbytes(plan), "fp32_tensor_bytes": sizes.fp32_bytes,
-            "compression_vs_fp32_tensors": sizes.fp32_bytes / data_bytes,
-            "storage_model_matches_file": sizes.nbytes(plan) == data_bytes,
-        },
+        "bit_choices": list(config.bits), "plan": plan.to_dict(), "bits": plan.bits(),
+        "test/fp32_accuracy": test_fp32, "test/accuracy": test,
+        "test/accuracy_drop_points": round(100 * (test_fp32 - test), 3), "test/status": final.status,
+        "size/packed_file": artifacts.model.name, "size/packed_file_bytes": packed,
+        "size/fp32_state_dict_bytes": fp32_bytes, "size/compression": fp32_bytes / packed,
+        "size/compression_definition": COMPRESSION_DEFINITION,
+        "size/packed_data_bytes": data_bytes, "size/fp32_tensor_bytes": sizes.fp32_bytes,
+        "size/storage_model_bytes": sizes.nbytes(plan), "size/storage_model_matches_file": sizes.nbytes(plan) == data_bytes,
         **_target_summary(config, sizes, data_bytes),
         **plan_costs(prep.inventory, plan),
     }
@@ -324,36 +322,39 @@ def _target_summary(config: JobConfig, sizes: Any, data_bytes: int) -> dict[str,
     target = config.target
     budget = target.max_bytes(sizes.fp32_bytes)
     return {"target": target.to_dict() | {"max_bytes": budget},
-            "target_met_by_file": None if budget is None else data_bytes <= budget,
+            "size/target_met": None if budget is None else data_bytes <= budget,
             "space": config.space_config.to_dict()}
 
 
 def plan_costs(specs: Inventory | list, plan: Plan) -> dict[str, float]:
-    """Bit statistics and modelled accelerator figures of a plan (no model needed)."""
+    """Bit statistics (plan/) and modelled accelerator and storage figures (modelled/) of a
+    plan, no model needed; the keys of result.json (`hirelc.result_file`)."""
     bits_max = 8
     return {
-        "avg_bits": cost.avg_bits(specs, plan),
-        "param_weighted_avg_bits": cost.param_weighted_avg_bits(specs, plan),
-        "state_of_quantization": cost.state_of_quantization(specs, {n: c.bits for n, c in plan.items()}, bits_max),
-        "modelled_speedup_vs_8bit": cost.stripes_speedup(specs, plan),
-        "modelled_energy_reduction_vs_8bit": cost.stripes_energy_reduction(specs, plan),
-        "kernel_storage_compression_cost_model": cost.compression_ratio(
+        "plan/avg_bits": cost.avg_bits(specs, plan),
+        "plan/param_weighted_avg_bits": cost.param_weighted_avg_bits(specs, plan),
+        "plan/state_of_quantization": cost.state_of_quantization(specs, {n: c.bits for n, c in plan.items()}, bits_max),
+        "modelled/speedup_vs_8bit": cost.stripes_speedup(specs, plan),
+        "modelled/energy_reduction_vs_8bit": cost.stripes_energy_reduction(specs, plan),
+        "modelled/kernel_storage_compression": cost.compression_ratio(
             sum(cost.fp32_bits(s) for s in specs), cost.total_storage_bits(specs, plan)),
     }
 
 
-def _search_summary(found: Any, prep: Prepared, config: JobConfig, reference: float) -> dict[str, Any]:
+def _search_summary(found: Any, config: JobConfig, reference: float) -> dict[str, Any]:
+    """val/ and search/ keys of result.json; the evaluation counts are the ledger's (so they
+    include the evaluations of parallel workers)."""
+    counts = found.evaluation_counts
     return {
-        "fp32_val_accuracy": reference,
-        "search_val_accuracy": found.best_accuracy,
-        "real_evaluations": found.n_evaluations,
-        "replayed_evaluations": sum(ev.replayed for ev in found.history),
-        "evaluations_to_best": found.evaluations_to_best,
-        "target_met": found.target_met,
-        "notes": found.notes(),
-        "converged_at_episode": found.converged_at,
-        "stop_reason": found.stop_reason,
-        "finetune_steps": prep.evaluator.finetune_steps,
+        "val/fp32_accuracy": reference,
+        "val/accuracy": found.best_accuracy,
+        **{f"search/{k}": counts[k] for k in ("evaluations", "new_evaluations", "served_from_cache", "replayed",
+                                               "repeats")},
+        "search/evaluations_to_best": found.evaluations_to_best,
+        "search/target_met": found.target_met,
+        "search/stop_reason": found.stop_reason,
+        "search/converged_at_episode": found.converged_at,
+        "search/notes": found.notes(),
         "search": {"actions": _action_labels(config), **found.to_dict()},
     }
 

@@ -39,6 +39,7 @@ from hirelc.durable import (  # re-exported: they were defined here first
     atomic_write_text,
     check_output_file,
 )
+from hirelc.result_file import Result, upgrade
 from hirelc.runlock import LOCK_FILE, RunLock
 
 __all__ = ["Journal", "JournalCorruptError", "RunArtifacts", "RunDir", "RunDirError", "atomic_write_text",
@@ -77,7 +78,7 @@ class RunDir:
     >>> RunDir(path).create({"bits": [2, 4, 8]})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hirelc.rundir.RunDirError: ... already holds a run (config.json exists); pass resume=True ...
+    hirelc.rundir.RunDirError: ... already holds a run (config.json exists); pass --resume ...
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -125,7 +126,7 @@ class RunDir:
             if not force:
                 raise RunDirError(
                     f"{self.path} already holds a run ({CONFIG_FILE} exists); pass "
-                    "resume=True (--resume) to continue it, force=True (--force) to delete "
+                    "--resume to continue it, --force to delete "
                     "it and start over, or choose another directory"
                 )
             self._clear()
@@ -186,7 +187,7 @@ class RunDir:
             raise RunDirError(
                 f"cannot resume {self.path}: its config differs from the one given "
                 f"(key: stored -> new):\n{shown}{more}\n"
-                "Resume with the original settings, or pass force=True (--force) to accept "
+                "Resume with the original settings, or pass --force to accept "
                 "the new config and keep the journal."
             )
 
@@ -256,7 +257,8 @@ class RunDir:
         atomic_write_text(self.result_path, text)
         return self.result_path
 
-    def read_result(self) -> dict[str, Any]:
+    def read_result(self) -> Result:
+        """result.json, upgraded to the current keys whatever version wrote it."""
         if not self.path.is_dir():
             raise FileNotFoundError(f"run directory {self.path} does not exist")
         if not self.result_path.exists():
@@ -265,7 +267,7 @@ class RunDir:
                 f"{self.path} has no {RESULT_FILE}: the search has not finished "
                 f"({n} journaled evaluations); resume it to produce a result"
             )
-        return _read_json_object(self.result_path)
+        return upgrade(_read_json_object(self.result_path))
 
     def checkpoint_path(self, name: str) -> Path:
         """Path for checkpoint `name` under `checkpoints/` (the folder is created)."""

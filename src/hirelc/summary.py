@@ -1,28 +1,35 @@
 """The end-of-search summary a user reads: result.json -> labelled rows of text.
 
 Accuracies in percent with the split they were measured on, the chosen config of every layer
-by name, why the search stopped, where its evaluations came from, and one compression figure
-with its definition (issue "First hour").
+by name, why the search stopped, where its evaluations came from (new / served from the
+evaluation cache / replayed from the journal), and one compression figure with its
+definition (issue "First hour"). Keys: `hirelc.result_file` (old result.json files are
+upgraded before they get here).
 
->>> rows = summary_rows({"method": "tpe", "baseline_test_accuracy": 0.983, "final_test_accuracy": 0.98,
-...     "split_sizes": {"train": 3000, "val": 1000, "test": 1000}, "search_val_accuracy": 0.982,
-...     "fp32_val_accuracy": 0.984, "stop_reason": "budget", "real_evaluations": 12, "replayed_evaluations": 2,
+>>> rows = summary_rows({"method": "tpe", "test/fp32_accuracy": 0.983, "test/accuracy": 0.98,
+...     "split_sizes": {"train": 3000, "val": 1000, "test": 1000}, "val/accuracy": 0.982,
+...     "val/fp32_accuracy": 0.984, "search/stop_reason": "budget", "search/evaluations": 12,
+...     "search/new_evaluations": 7, "search/served_from_cache": 3, "search/replayed": 2,
 ...     "plan": {"fc1": {"bits": 3, "keep_ratio": 0.5, "number_format": "int_asym", "granularity": "per_tensor",
 ...              "group_size": None}, "fc2": {"bits": 8, "keep_ratio": 1.0, "number_format": "int_sym",
 ...              "granularity": "per_channel", "group_size": None}},
-...     "compression_ratio": 16.86, "packed_bytes": 102000, "fp32_state_dict_bytes": 1720000})
+...     "size/compression": 16.86, "size/packed_file_bytes": 102000, "size/fp32_state_dict_bytes": 1720000})
 >>> rows["test accuracy (1,000 images)"]
 '98.3 % fp32 -> 98.0 % compressed (-0.3 point)'
 >>> rows["plan per layer"]
 'fc1 3b keep 0.5 int_asym per_tensor; fc2 8b'
 >>> rows["search"]
 'tpe, stopped: budget spent; chosen plan 98.2 % on validation (fp32 98.4 %, 1,000 images)'
+>>> rows["real evaluations"]
+'12 = 7 new + 3 served from the evaluation cache + 2 replayed from the journal'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from hirelc.result_file import COMPRESSION_DEFINITION
 
 STOPS = {
     "budget": "budget spent", "converged": "policy converged", "stalled": "no better plan for a while",
@@ -35,33 +42,48 @@ def summary_rows(result: Mapping[str, Any], target_line: str | None = None) -> d
     """Ordered label -> text rows of a search's result.json (missing fields are left out)."""
     rows: dict[str, str] = {}
     sizes = result.get("split_sizes") or {}
-    if "final_test_accuracy" in result and "baseline_test_accuracy" in result:
-        fp32, final = result["baseline_test_accuracy"], result["final_test_accuracy"]
+    if "test/accuracy" in result and "test/fp32_accuracy" in result:
+        fp32, final = result["test/fp32_accuracy"], result["test/accuracy"]
         rows[f"test accuracy ({sizes.get('test', 0):,} images)"] = (
             f"{_pct(fp32)} fp32 -> {_pct(final)} compressed ({100 * (final - fp32):+.1f} point)")
-    if "search_val_accuracy" in result:
-        stop = STOPS.get(result.get("stop_reason", ""), result.get("stop_reason", "?"))
-        rows["search"] = (f"{result.get('method', '?')}, stopped: {stop}; chosen plan {_pct(result['search_val_accuracy'])} "
-                          f"on validation (fp32 {_pct(result.get('fp32_val_accuracy', float('nan')))}, "
+    if "val/accuracy" in result:
+        stop = STOPS.get(result.get("search/stop_reason", ""), result.get("search/stop_reason", "?"))
+        rows["search"] = (f"{result.get('method', '?')}, stopped: {stop}; chosen plan {_pct(result['val/accuracy'])} "
+                          f"on validation (fp32 {_pct(result.get('val/fp32_accuracy', float('nan')))}, "
                           f"{sizes.get('val', 0):,} images)")
-    if "real_evaluations" in result:
-        rows["real evaluations"] = (f"{result['real_evaluations']} ({result.get('replayed_evaluations', 0)} replayed "
-                                    "from the journal, not recomputed)")
+    if "search/evaluations" in result:
+        rows["real evaluations"] = evaluations_text(result)
     if "plan" in result:
         rows["plan per layer"] = describe_plan(result["plan"])
-    if "compression_ratio" in result:
+    if "size/compression" in result:
         rows["compression (measured)"] = (
-            f"{result['compression_ratio']:.2f}x = fp32 state_dict file {result.get('fp32_state_dict_bytes', 0):,} B "
-            f"/ packed file {result.get('packed_bytes', 0):,} B")
+            f"{result['size/compression']:.2f}x = fp32 state_dict file "
+            f"{result.get('size/fp32_state_dict_bytes', 0):,} B / packed file {result.get('size/packed_file_bytes', 0):,} B")
     if target_line:
         rows["target"] = target_line
-    for key, label in (("modelled_speedup_vs_8bit", "speedup vs 8-bit (modelled, bit-serial)"),
-                       ("modelled_energy_reduction_vs_8bit", "energy vs 8-bit (modelled)")):
+    for key, label in (("modelled/speedup_vs_8bit", "speedup vs 8-bit (modelled, bit-serial)"),
+                       ("modelled/energy_reduction_vs_8bit", "energy vs 8-bit (modelled)")):
         if key in result:
             rows[label] = f"{result[key]:.2f}x"
-    if "wall_seconds" in result:
-        rows["wall time"] = f"{result['wall_seconds']:.1f} s ({result.get('torch_threads', '?')} torch threads)"
+    if "run/wall_seconds" in result:
+        rows["wall time"] = f"{result['run/wall_seconds']:.1f} s ({result.get('run/torch_threads', '?')} torch threads)"
     return rows
+
+
+def evaluations_text(result: Mapping[str, Any]) -> str:
+    """'12 = 7 new + 3 served from the evaluation cache + 2 replayed from the journal'; a
+    result.json written before the split was recorded says only what it knows.
+
+    >>> evaluations_text({"search/evaluations": 4, "search/replayed": 1})
+    '4 (1 replayed from the journal; new vs cached not recorded by this older run)'
+    """
+    total, replayed = result["search/evaluations"], result.get("search/replayed", 0)
+    if "search/new_evaluations" not in result:
+        return f"{total} ({replayed} replayed from the journal; new vs cached not recorded by this older run)"
+    text = (f"{total} = {result['search/new_evaluations']} new + {result.get('search/served_from_cache', 0)} served "
+            f"from the evaluation cache + {replayed} replayed from the journal")
+    repeats = result.get("search/repeats", 0)
+    return text + (f" (and {repeats} repeated proposals answered from memory, free)" if repeats else "")
 
 
 def describe_plan(plan: Mapping[str, Mapping[str, Any]]) -> str:
@@ -81,3 +103,27 @@ def describe_plan(plan: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+
+def target_line(result: Mapping[str, Any]) -> str:
+    """The target and whether it is met, in bytes: the one compression figure is
+    `size/compression` (COMPRESSION_DEFINITION); a size target is on the packed file's data
+    section against the fp32 tensors, so it is stated in bytes, not as a second ratio.
+
+    >>> target_line({"target": {"kind": "compression", "compression": 16.0, "max_bytes": 107770},
+    ...              "size/target_met": True, "size/packed_data_bytes": 105034, "size/fp32_tensor_bytes": 1724320})
+    'compression >= 16x: packed data section <= 107,770 B (fp32 tensors 1,724,320 B / 16): met, 105,034 B'
+    """
+    target = result.get("target") or {}
+    kind = target.get("kind")
+    if kind is None:
+        return "none (ReLeQ shaped reward)"
+    if kind == "max_accuracy_drop":
+        met = result.get("search/target_met")
+        return f"validation accuracy within {target['max_accuracy_drop']:g} point of fp32: {'met' if met else 'NOT met'}"
+    met = "met" if result.get("size/target_met") else "NOT met"
+    data = f"{result.get('size/packed_data_bytes', 0):,} B"
+    if kind == "compression":
+        return (f"compression >= {target['compression']:g}x: packed data section <= {target['max_bytes']:,} B "
+                f"(fp32 tensors {result.get('size/fp32_tensor_bytes', 0):,} B / {target['compression']:g}): {met}, {data}")
+    return f"size: packed data section <= {target['max_bytes']:,} B: {met}, {data}"

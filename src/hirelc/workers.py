@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hirelc.methods.executors import EXECUTORS, Executor, SerialExecutor, make_executor
+from hirelc.methods.ledger import SERVED_FROM_CACHE
 from hirelc.plan import Plan
 
 SEQUENTIAL_METHODS = ("releq",)  # methods whose next proposal needs the last result
@@ -108,11 +109,13 @@ def module_bytes(model: Any) -> bytes:
 
 
 @contextlib.contextmanager
-def job_executor(config: Any, prep: Any, tick: Callable[[float], None], user_data: Any = None) -> Iterator[Executor]:
+def job_executor(config: Any, prep: Any, tick: Callable[[float, bool], None],
+                 user_data: Any = None) -> Iterator[Executor]:
     """The executor of a job (closed, its workers stopped, on exit).
 
     prep: the job's `Prepared` (its evaluator serves the serial executor; its model,
-    guidance and data feed the workers' recipe). tick: told each result's accuracy."""
+    guidance and data feed the workers' recipe). tick: told each result's accuracy and
+    whether the evaluator's cache served it."""
     from hirelc.pipeline import _val_evaluate_fn
 
     if config.executor == "serial":
@@ -120,5 +123,5 @@ def job_executor(config: Any, prep: Any, tick: Callable[[float], None], user_dat
         return
     recipe = JobEvaluatorRecipe(config.to_dict(), module_bytes(prep.model), prep.guidance.importance, user_data)
     with make_executor(config.executor, factory=recipe, workers=config.workers, ray_address=config.ray_address,
-                       tick=lambda result: tick(result["accuracy"])) as executor:
+                       tick=lambda result: tick(result["accuracy"], result.get(SERVED_FROM_CACHE, False))) as executor:
         yield executor

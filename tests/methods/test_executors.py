@@ -13,7 +13,7 @@ from hirelc.methods.tpe import TPEConfig, TPESearch
 from hirelc.plan import Plan
 
 from .fakes import MemoryJournal
-from .worker_fakes import BrokenFactory, DieOn, RaiseOn, Table, table_accuracy
+from .worker_fakes import BrokenFactory, CachedBelow4, DieOn, RaiseOn, Table, cached_below_4, table_accuracy
 
 NAMES = ["conv", "fc"]
 LAYERS = [LayerSpec("conv", "conv2d", (8, 1, 3, 3), n_macs=5000), LayerSpec("fc", "linear", (10, 200), n_macs=2000)]
@@ -133,6 +133,19 @@ def test_process_pool_search_equals_the_serial_search_with_the_same_batches(tmp_
     # built once per worker; every evaluation ran in a built worker (on a busy machine one
     # worker may take every task, so both need not have evaluated)
     assert len(built) == 2 and evaluated_by <= {p.name.split("-")[1] for p in built}
+
+
+@pytest.mark.slow
+def test_the_ledger_counts_cache_served_evaluations_of_workers_as_of_the_serial_run():
+    kwargs = dict(method="random", bits=(2, 3, 4, 8), reference_accuracy=0.95, max_evaluations=8, seed=2)
+    serial = search(LAYERS, SerialExecutor(cached_below_4, 2), **kwargs)
+    with ProcessExecutor(CachedBelow4(), workers=2, threads=1) as pool:
+        parallel = search(LAYERS, pool, **kwargs)
+    want = sum(ev.plan.bits()[0] < 4 for ev in serial.history)
+    assert 0 < want < 8  # the seed gives both kinds
+    assert parallel.evaluation_counts == serial.evaluation_counts
+    assert serial.evaluation_counts["served_from_cache"] == want
+    assert serial.evaluation_counts["new_evaluations"] == 8 - want
 
 
 @pytest.mark.slow

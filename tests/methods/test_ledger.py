@@ -196,3 +196,18 @@ def test_a_journal_record_with_nan_written_by_hand_is_refused(tmp_path):
 def test_a_good_journal_replays_with_layers_given(tmp_path):
     journal = _journal_with(tmp_path, lambda r: None)
     assert EvaluationLedger(lambda p: 0.0, 5, journal=journal, layers=NAMES).n_replayed == 3
+
+
+def test_counts_split_evaluations_by_origin_and_the_cache_flag_is_not_journaled():
+    from .worker_fakes import cached_below_4
+
+    journal = MemoryJournal()
+    first = EvaluationLedger(cached_below_4, max_evaluations=10, journal=journal)
+    first.evaluate_many([Plan.from_bits(["a", "b"], bits) for bits in ([2, 8], [8, 8], [8, 8], [4, 2])])
+    assert first.counts() == {"evaluations": 3, "new_evaluations": 2, "served_from_cache": 1, "replayed": 0,
+                              "repeats": 1}
+    assert all("served_from_cache" not in r and "served_from_cache" not in r["metrics"] for r in journal.records())
+    resumed = EvaluationLedger(cached_below_4, max_evaluations=10, journal=journal)
+    resumed.evaluate_many([Plan.from_bits(["a", "b"], bits) for bits in ([2, 8], [3, 3], [5, 5])])
+    assert resumed.counts() == {"evaluations": 5, "new_evaluations": 1, "served_from_cache": 1, "replayed": 3,
+                                "repeats": 1}

@@ -115,5 +115,5 @@ def test_cli_search_on_the_ray_cluster_matches_the_serial_run(cluster, tmp_path)
                       json.loads((out / "result.json").read_text()))
     assert runs["ray"][0] == runs["serial"][0] and len(runs["ray"][0]) == 6
     assert runs["ray"][1]["plan"] == runs["serial"][1]["plan"]
-    assert runs["ray"][1]["executor"]["executor"] == "ray" and runs["ray"][1]["evaluator_during_search"][
-        "real_evaluations"] == 0  # every evaluation ran on the cluster
+    assert runs["ray"][1]["run/executor"]["executor"] == "ray"
+    assert runs["ray"][1]["search/new_evaluations"] == 6  # computed on the cluster, counted by the ledger

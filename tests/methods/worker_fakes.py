@@ -73,3 +73,16 @@ class RaiseOn:
 class BrokenFactory:
     def __call__(self):
         raise OSError("no such dataset on this worker")
+
+
+def cached_below_4(plan):
+    """`table_accuracy`, saying it was served from a cache for plans whose first layer has < 4 bits."""
+    return {**table_accuracy(plan), "served_from_cache": plan.bits()[0] < 4}
+
+
+@dataclass
+class CachedBelow4:
+    """Factory of `cached_below_4` (for a process pool)."""
+
+    def __call__(self):
+        return cached_below_4

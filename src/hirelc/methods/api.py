@@ -238,4 +238,5 @@ def run_search(
         best_size_bytes=problem.sizes.nbytes(best.plan),
         fp32_bytes=problem.sizes.fp32_bytes,
         space=problem.space.to_dict(),
+        evaluation_counts=ledger.counts(),
     )

@@ -38,6 +38,9 @@ from hirelc.plan import Plan
 
 EvaluateFn = Callable[[Plan], "float | Mapping[str, Any]"]
 RECORD_KIND = "evaluation"  # the `kind` of a ledger record in a shared journal
+# A result key an evaluation function may set (True) when it answered from its own cache of
+# earlier runs instead of computing (the job's evaluator does): counted, not journaled.
+SERVED_FROM_CACHE = "served_from_cache"
 
 
 class JournalRecordError(ValueError):
@@ -65,6 +68,9 @@ class Evaluation:
     status: "ok", or whatever the function reported (e.g. "diverged": the evaluation still
         counts, with the reported accuracy).
     replayed: True when it was read back from the journal rather than computed now.
+    served_from_cache: True when the evaluation function answered from its own cache of
+        earlier runs (result key "served_from_cache"); not journaled (a replayed evaluation
+        counts as replayed).
     """
 
     index: int
@@ -74,6 +80,7 @@ class Evaluation:
     seconds: float = 0.0
     status: str = "ok"
     replayed: bool = False
+    served_from_cache: bool = False
 
     @property
     def plan_hash(self) -> str:
@@ -235,6 +242,20 @@ class EvaluationLedger:
         """Evaluations read back from the journal at construction."""
         return sum(ev.replayed for ev in self.history)
 
+    def counts(self) -> dict[str, int]:
+        """Where this search's real evaluations came from, whatever executor ran them:
+        evaluations = new + served_from_cache + replayed; repeats = proposals of an already
+        evaluated plan, answered from memory (free, not in the budget).
+
+        >>> ledger = EvaluationLedger(lambda p: {"accuracy": 0.9, "served_from_cache": p["fc"].bits == 2}, 5)
+        >>> _ = ledger.evaluate_many([Plan.from_bits(["fc"], [b]) for b in (2, 4, 4)])
+        >>> ledger.counts()
+        {'evaluations': 2, 'new_evaluations': 1, 'served_from_cache': 1, 'replayed': 0, 'repeats': 1}
+        """
+        cached = sum(ev.served_from_cache for ev in self.history)
+        return {"evaluations": self.n_evaluations, "new_evaluations": self.n_evaluations - cached - self.n_replayed,
+                "served_from_cache": cached, "replayed": self.n_replayed, "repeats": self.cache_hits}
+
     @property
     def remaining(self) -> int:
         return max(0, self.max_evaluations - self.n_evaluations)
@@ -298,12 +319,13 @@ class EvaluationLedger:
                 if outcome.error is not None:
                     errors.append(outcome.error)
                     continue
+                served, result = _served_from_cache(outcome.result)
                 try:
-                    accuracy, metrics, status = validate_result(outcome.result)
+                    accuracy, metrics, status = validate_result(result)
                 except (ValueError, TypeError) as e:
                     errors.append(e)
                     continue
-                ev = Evaluation(index, plan, accuracy, metrics, outcome.seconds, status)
+                ev = Evaluation(index, plan, accuracy, metrics, outcome.seconds, status, served_from_cache=served)
                 if self.journal is not None:
                     self.journal.append(ev.to_record())  # durable before anything else happens
                 done[ev.plan_hash] = ev
@@ -313,3 +335,10 @@ class EvaluationLedger:
         if errors:
             raise errors[0]
         return done
+
+
+def _served_from_cache(result: Any) -> tuple[bool, Any]:
+    """(whether the function says it answered from its cache, the result without that key)."""
+    if not isinstance(result, Mapping) or SERVED_FROM_CACHE not in result:
+        return False, result
+    return bool(result[SERVED_FROM_CACHE]), {k: v for k, v in result.items() if k != SERVED_FROM_CACHE}

@@ -73,6 +73,8 @@ class SearchResult:
         (None without a target); best_size_bytes / fp32_bytes: the chosen plan's storage
         and the fp32 model's, by the problem's `SizeModel` (model-free: kernels only).
     space: the search space (`SearchSpace.to_dict`: choices and size).
+    evaluation_counts: where the real evaluations came from (`EvaluationLedger.counts`:
+        new / served from the evaluation cache / replayed from the journal, and repeats).
     """
 
     method: str
@@ -91,6 +93,7 @@ class SearchResult:
     best_size_bytes: int | None = None
     fp32_bytes: int | None = None
     space: dict[str, Any] = field(default_factory=dict)
+    evaluation_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_evaluations(self) -> int:
@@ -136,6 +139,7 @@ class SearchResult:
             "converged_at": self.converged_at,
             "stop_reason": self.stop_reason,
             "n_evaluations": self.n_evaluations,
+            "evaluation_counts": dict(self.evaluation_counts),
             "evaluations_to_best": self.evaluations_to_best,
             "seed": self.seed,
             "options": dict(self.options),

@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 FORMATS = ("int_sym", "int_asym", "pow2", "float")
@@ -108,6 +109,7 @@ def plot_hla_budgets(cycles: Sequence[Mapping[str, Any]], blocks: Sequence[Seque
     names = [b[0] if len(b) == 1 else f"{b[0]}..({len(b)})" for b in blocks] or [str(i) for i in range(shares.shape[1])]
     ax.stackplot(range(len(votes)), shares.T, labels=names[: shares.shape[1]])
     ax.set(xlabel="cycle", ylabel="share of the kernel budget", ylim=(0, 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # cycles are counted, never 0.2 of one
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _save(fig, path)

@@ -16,34 +16,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hirelc.result_file import COMPRESSION_DEFINITION, read_result
+from hirelc.summary import describe_plan, evaluations_text, target_line
 from hirelc.report.figures import plot_action_probabilities, plot_convergence, plot_pareto, plot_plan
 from hirelc.report.hirelc_figures import hirelc_figures
 
 PARETO_LINK = "pareto_link.json"
 
-# (key in result.json, label shown); modelled figures say so.
+# (key in result.json, label shown); modelled figures say so. Keys: hirelc.result_file
+# (an old result.json is upgraded by `read_result` before it is shown).
 SUMMARY_ROWS = [
     ("method", "method"),
     ("model", "model"),
     ("data", "dataset"),
     ("seed", "seed"),
     ("split_sizes", "split sizes (train / val / test)"),
-    ("baseline_test_accuracy", "fp32 test accuracy"),
-    ("final_test_accuracy", "compressed test accuracy (after final fine-tune)"),
-    ("accuracy_loss_points", "accuracy loss (points)"),
-    ("bits", "bits per layer"),
-    ("avg_bits", "average bits"),
-    ("param_weighted_avg_bits", "parameter-weighted average bits"),
-    ("state_of_quantization", "State of Quantization (ReLeQ paper, eq. 1)"),
-    ("packed_bytes", "packed file size (bytes, measured)"),
-    ("fp32_state_dict_bytes", "fp32 state_dict size (bytes, measured)"),
-    ("compression_ratio", "compression (fp32 state_dict file bytes / packed file bytes, measured)"),
-    ("modelled_speedup_vs_8bit", "speedup vs 8-bit (MODELLED, bit-serial accelerator)"),
-    ("modelled_energy_reduction_vs_8bit", "energy reduction vs 8-bit (MODELLED)"),
-    ("real_evaluations", "real evaluations"),
-    ("converged_at_episode", "converged at episode"),
-    ("stop_reason", "search stopped because"),
-    ("wall_seconds", "wall time (s, measured)"),
+    ("test/fp32_accuracy", "fp32 test accuracy"),
+    ("test/accuracy", "compressed test accuracy (after final fine-tune)"),
+    ("test/accuracy_drop_points", "accuracy loss (points)"),
+    ("val/accuracy", "chosen plan's validation accuracy (search fidelity)"),
+    ("plan", "plan per layer (bits, then what differs from keep 1, int_sym, per_channel)"),
+    ("plan/avg_bits", "average bits"),
+    ("plan/param_weighted_avg_bits", "parameter-weighted average bits"),
+    ("plan/state_of_quantization", "State of Quantization (ReLeQ paper, eq. 1)"),
+    ("size/packed_file_bytes", "packed file size (bytes, measured)"),
+    ("size/fp32_state_dict_bytes", "fp32 state_dict size (bytes, measured)"),
+    ("size/compression", f"compression ({COMPRESSION_DEFINITION})"),
+    ("modelled/speedup_vs_8bit", "speedup vs 8-bit (MODELLED, bit-serial accelerator)"),
+    ("modelled/energy_reduction_vs_8bit", "energy reduction vs 8-bit (MODELLED)"),
+    ("search/evaluations", "real evaluations"),
+    ("search/converged_at_episode", "converged at episode"),
+    ("search/stop_reason", "search stopped because"),
+    ("run/wall_seconds", "wall time (s, measured)"),
 ]
 
 
@@ -54,7 +58,7 @@ def write_report(run_dir: str | Path) -> Path:
     PosixPath('runs/releq_lenet/report.html')
     """
     run_dir = Path(run_dir)
-    result = _read_json(run_dir / "result.json", required=False)
+    result = read_result(run_dir) if (run_dir / "result.json").exists() else None
     pareto = _read_json(run_dir / "pareto.json", required=False) or _linked_pareto(run_dir)
     if result is None and pareto is None:
         raise FileNotFoundError(
@@ -93,10 +97,12 @@ def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: 
     config = config or {}
     shown = {**{k: v for k, v in config.items() if k in ("model", "data", "seed")}, **result}
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_fmt_row(key, shown[key]))}</td></tr>"
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(_cell(key, shown))}</td></tr>"
         for key, label in SUMMARY_ROWS
         if key in shown
     )
+    if result.get("target"):
+        rows += f"<tr><th>target</th><td>{html.escape(target_line(result))}</td></tr>"
     if not result and pareto is not None:  # a Pareto enumeration's own directory
         rows += "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>"
                         for k, v in _pareto_rows(pareto).items())
@@ -176,21 +182,32 @@ def _pareto_summary(pareto: Mapping[str, Any]) -> str:
     return text + "</p>"
 
 
+def _cell(key: str, shown: Mapping[str, Any]) -> str:
+    """A row's text: the evaluations split by origin, else the value formatted by its key."""
+    if key == "search/evaluations":
+        return evaluations_text(shown)
+    if key == "plan":
+        return describe_plan(shown["plan"])
+    return _fmt_row(key, shown[key])
+
+
 def _fmt_row(key: str, value: Any) -> str:
     """Accuracies in percent (as everywhere else in hirelc's output); a search that did not
     converge says so rather than 'None'."""
     if key.endswith("accuracy") and isinstance(value, (int, float)):
         return f"{100 * value:.2f}%"
-    if key == "converged_at_episode" and value is None:
+    if key == "search/converged_at_episode" and value is None:
         return "not converged"
     return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"  # byte counts: 1,727,949
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, Mapping):
-        return " / ".join(f"{k} {v}" for k, v in value.items())
+        return " / ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return str(value)
 
 

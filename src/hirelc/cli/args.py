@@ -1,5 +1,5 @@
 """The `hirelc` command's arguments: one function per group of options, and a help
-formatter that states every default. The commands themselves are in `hirelc.cli`."""
+formatter that states every default. The commands are in the other modules of `hirelc.cli`."""
 
 from __future__ import annotations
 
@@ -149,4 +149,3 @@ def _args_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory")
 
 
-# -- commands ---------------------------------------------------------------------------------

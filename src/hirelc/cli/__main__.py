@@ -1,0 +1,7 @@
+"""`python -m hirelc.cli`: the `hirelc` command."""
+
+import sys
+
+from hirelc.cli import main
+
+sys.exit(main())
