@@ -139,7 +139,7 @@ def summarize() -> None:
             print(f"| {method} | {len(rs)} | {_mean_sd([100 * r['test/fp32_accuracy'] for r in rs])} | "
                   f"{_mean_sd([100 * r['test/accuracy'] for r in rs])} | "
                   f"{_mean_sd([r['test/accuracy_drop_points'] for r in rs])} | {_mean_sd(size)}x | "
-                  f"{_mean_sd([r['size/compression'] for r in rs])}x | "
+                  f"{_mean_sd([r['size/file_compression'] for r in rs])}x | "
                   f"{'n/a (no target)' if met[0] is None else f'{sum(bool(m) for m in met)}/{len(met)}'} | "
                   f"{_mean_sd([r['search/evaluations'] for r in rs])} | {_mean_sd([r['run/wall_seconds'] for r in rs])} |")
 

@@ -75,7 +75,7 @@ def _row(name: str, r: dict | None) -> str:
     if r is None:
         return f"| {name} | (no result: run failed or did not finish) |"
     return (f"| {name} | {r['bits']} | {r['plan/param_weighted_avg_bits']:.2f} | {100 * r['test/fp32_accuracy']:.1f} | "
-            f"{100 * r['test/accuracy']:.1f} | {r['size/compression']:.2f}x | {r['search/evaluations']} | "
+            f"{100 * r['test/accuracy']:.1f} | {r['size/file_compression']:.2f}x | {r['search/evaluations']} | "
             f"{len(r['search']['episodes'])} | {_episodes_to_best(r)} | {r['search/converged_at_episode']} | "
             f"{r['search/stop_reason']} | {r['run/wall_seconds']:.0f} |")
 

@@ -125,7 +125,7 @@ def summarize() -> None:
             firsts.setdefault(method, []).append(first)
             print(f"| {method} | {seed} | {list(bits)} | {r['plan/param_weighted_avg_bits']:.2f} | "
                   f"{100 * r['test/fp32_accuracy']:.1f} | {100 * r['test/accuracy']:.1f} | "
-                  f"{r['test/accuracy_drop_points']:+.1f} | {r['size/compression']:.2f}x | {r['search/evaluations']} | "
+                  f"{r['test/accuracy_drop_points']:+.1f} | {r['size/file_compression']:.2f}x | {r['search/evaluations']} | "
                   f"{first} | {100 * own_gap:.2f} | {100 * mean_gap:.2f} | {r['search/stop_reason']} | "
                   f"{r['run/wall_seconds']:.0f} |")
     print()
@@ -133,7 +133,7 @@ def summarize() -> None:
         results = [read_result(ROOT / f"{method}_s{s}") for s in SEEDS]
         losses = [r["test/accuracy_drop_points"] for r in results]
         wbits = [r["plan/param_weighted_avg_bits"] for r in results]
-        ratios = [r["size/compression"] for r in results]
+        ratios = [r["size/file_compression"] for r in results]
         print(f"- {method}: mean test accuracy loss {statistics.mean(losses):+.2f} pt "
               f"(sd {statistics.stdev(losses):.2f}, range {min(losses):+.1f}..{max(losses):+.1f}); "
               f"mean weighted bits {statistics.mean(wbits):.2f}; compression {min(ratios):.2f}-{max(ratios):.2f}x")

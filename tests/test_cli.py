@@ -65,8 +65,9 @@ def test_search_eval_export_report(tmp_path, capsys):
     documented = (Path(__file__).parents[1] / "docs" / "RESULT_JSON.md").read_text()
     assert [k for k in result if f"`{k}`" not in documented] == []  # every key written is in the docs
     assert json.loads((run / "config.json").read_text())["finetune_lr"] == 3e-4
-    assert result["size/compression"] == pytest.approx(
+    assert result["size/file_compression"] == pytest.approx(
         result["size/fp32_state_dict_bytes"] / (run / "model.hirelc").stat().st_size)
+    assert result["size/compression"] == pytest.approx(result["size/fp32_tensor_bytes"] / result["size/packed_data_bytes"])
     assert (run / "report.html").exists()
     assert len((run / "journal.jsonl").read_text().splitlines()) == 3
     assert main(args) == 2  # an existing run is not overwritten silently

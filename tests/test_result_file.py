@@ -36,7 +36,9 @@ def test_an_old_result_json_upgrades_without_losing_a_figure():
     for key in NESTED_SIZE:
         assert new[f"size/{key}"] == old["size"][key]
     assert not set(RENAMED) & set(new) and "size" not in new and not set(DROPPED) & set(new)
-    assert new["size/compression_definition"].startswith("fp32 state_dict file bytes / packed")
+    assert new["size/compression_definition"].startswith("fp32 tensor bytes / packed tensor bytes")
+    assert new["size/compression"] == old["size"]["fp32_tensor_bytes"] / old["size"]["packed_data_bytes"]
+    assert new["size/file_compression"] == old["compression_ratio"]
     assert new["plan"] == old["plan"] and new["search"] == old["search"]  # identity and log unchanged
     assert upgrade(new) == new  # idempotent
 
@@ -62,11 +64,11 @@ def test_an_old_run_directory_reports_resumes_and_feeds_eval(tmp_path, capsys):
     shutil.copytree(OLD_RUN, run)
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
-    assert "98.10%" in page and "16.32" in page and "new vs cached not recorded" in page
+    assert "98.10%" in page and "16.42" in page and "new vs cached not recorded" in page
     assert main(["resume", str(run)]) == 0  # finished: shows the recorded result, recomputes nothing
     captured = capsys.readouterr()
     out = captured.out
     assert "is finished" in captured.err
-    assert "98.1 % compressed" in out and "16.32x" in out
+    assert "98.1 % compressed" in out and "16.42x" in out
     assert json.loads((run / "result.json").read_text()) == _old()  # never rewritten
     assert Plan.from_json((run / "result.json").read_text()) == Plan.from_dict(_old()["plan"])  # eval --plan

@@ -34,7 +34,9 @@ from typing import Any
 
 RESULT_VERSION = 2
 
-COMPRESSION_DEFINITION = "fp32 state_dict file bytes / packed .hirelc file bytes (both measured)"
+COMPRESSION_DEFINITION = ("fp32 tensor bytes / packed tensor bytes (the packed file's data section, measured; "
+                          "what a size target bounds)")
+FILE_COMPRESSION_DEFINITION = "fp32 state_dict file bytes / packed .hirelc file bytes, header included (both measured)"
 
 # old flat key -> new key (result.json version 1, written until this change)
 RENAMED: dict[str, str] = {
@@ -47,7 +49,7 @@ RENAMED: dict[str, str] = {
     "packed_file": "size/packed_file",
     "packed_bytes": "size/packed_file_bytes",
     "fp32_state_dict_bytes": "size/fp32_state_dict_bytes",
-    "compression_ratio": "size/compression",
+    "compression_ratio": "size/file_compression",
     "target_met_by_file": "size/target_met",
     "avg_bits": "plan/avg_bits",
     "param_weighted_avg_bits": "plan/param_weighted_avg_bits",
@@ -68,8 +70,9 @@ RENAMED: dict[str, str] = {
     "omp_wait_policy_set_by": "run/omp_wait_policy_set_by",
     "executor": "run/executor",
 }
-# version 1's nested "size" entries; compression_vs_fp32_tensors was a second compression
-# figure (fp32 tensor bytes / packed data bytes) and is dropped: it follows from the two byte counts.
+# version 1's nested "size" entries; its compression_vs_fp32_tensors (fp32 tensor bytes / packed
+# data bytes) is recomputed from the two byte counts as size/compression; version 1's flat
+# compression_ratio (file / file) is size/file_compression.
 NESTED_SIZE = ("packed_data_bytes", "packed_file_bytes", "storage_model_bytes", "fp32_tensor_bytes",
                "storage_model_matches_file")
 # version 1's counters that are not carried over: process-local, so wrong with parallel workers
@@ -111,7 +114,8 @@ def upgrade(result: Mapping[str, Any]) -> Result:
             out.update({f"size/{k}": value[k] for k in NESTED_SIZE if k in value})
         elif key not in DROPPED:
             out[RENAMED.get(key, key)] = value
-    if "size/compression" in out:
+    if out.get("size/packed_data_bytes") and "size/fp32_tensor_bytes" in out:
+        out["size/compression"] = out["size/fp32_tensor_bytes"] / out["size/packed_data_bytes"]
         out["size/compression_definition"] = COMPRESSION_DEFINITION
     return out
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from hirelc.cli.common import job_config, load_plan
 from hirelc.cli.output import log_fn, out, print_table
+from hirelc.summary import compression_text
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from hirelc.evaluate.calibrate import measure_size_model
     from hirelc.evaluate.fidelity import Fidelity
     from hirelc.export.packed import storage_bytes_model
     from hirelc.pipeline import eval_plan, plan_costs, prepare, state_dict_bytes
@@ -24,6 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     fidelity = Fidelity.short(args.steps) if args.steps else Fidelity.none()
     before, after = eval_plan(prep, plan, fidelity, split=args.split)
     storage = storage_bytes_model(prep.model, plan, inventory=prep.inventory)
+    fp32_tensors = measure_size_model(prep.model, prep.inventory).fp32_bytes
     fp32, packed = state_dict_bytes(prep.model), _packed_file_bytes(prep, plan)
     split = args.split
     report = {  # the keys of a search's result.json (hirelc.result_file), on the split asked
@@ -32,9 +35,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
         f"{split}/accuracy_before_finetune": before.accuracy, f"{split}/accuracy": after.accuracy,
         "finetune": str(fidelity), "status": after.status, "served_from_cache": after.cached,
         "seconds_of_the_real_evaluation": after.seconds,
-        "size/packed_data_bytes": storage, "size/packed_file_bytes": packed, "size/fp32_state_dict_bytes": fp32,
+        "size/packed_data_bytes": storage, "size/fp32_tensor_bytes": fp32_tensors,
+        "size/packed_file_bytes": packed, "size/fp32_state_dict_bytes": fp32, "size/file_compression": fp32 / packed,
         # the one compression figure, defined as in a search's result.json
-        "size/compression": fp32 / packed, "size/compression_definition": COMPRESSION_DEFINITION,
+        "size/compression": fp32_tensors / storage, "size/compression_definition": COMPRESSION_DEFINITION,
         **plan_costs(prep.inventory, plan),
     }
     if args.latency:
@@ -82,8 +86,7 @@ def eval_rows(r: dict[str, Any]) -> dict[str, str]:
         + ("" if r["status"] == "ok" else f" ({r['status']})"),
         "served from cache": "yes" if r["served_from_cache"] else f"no ({r['seconds_of_the_real_evaluation']:.1f} s)",
         "parameter-weighted avg bits": f"{r['plan/param_weighted_avg_bits']:.2f}",
-        "packed file / fp32 state_dict": f"{r['size/packed_file_bytes']:,} B / {r['size/fp32_state_dict_bytes']:,} B",
-        "compression (measured)": f"{r['size/compression']:.2f}x",
+        "compression (measured)": compression_text(r),
         "speedup / energy vs 8-bit (modelled)":
             f"{r['modelled/speedup_vs_8bit']:.2f}x / {r['modelled/energy_reduction_vs_8bit']:.2f}x",
     }
