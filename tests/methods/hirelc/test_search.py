@@ -120,7 +120,9 @@ def test_hirelc_needs_a_size_target():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"evals_per_cycle": 0}, "evals_per_cycle must be a positive integer"),
+    ({"evals_per_cycle": 0}, "evals_per_cycle must be an integer >= 1"),
+    ({"random_pool": -1}, "random_pool must be an integer >= 0"),
+    ({"acquisition": "ei"}, "acquisition must be one of"),
     ({"flat": "yes"}, "flat must be true or false"),
     ({"pool_size": 2}, "pool_size must be >= evals_per_cycle"),
     ({"uncertain_share": 1.5}, "uncertain_share must be in"),
