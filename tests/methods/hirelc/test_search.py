@@ -132,3 +132,18 @@ def test_hirelc_needs_a_size_target():
 def test_options_are_validated_before_any_work(options, message):
     with pytest.raises(ValueError, match=message):
         method_config("hirelc", **options)
+
+
+def test_no_fisher_repairs_without_the_fisher_damage_model():
+    from hirelc.evaluate.calibrate import measure_damage_model
+    from hirelc.methods.hirelc.config import HiReLCConfig
+    from hirelc.methods.hirelc.search import HiReLCSearch
+
+    space = SearchSpace(LAYERS, SPACE)
+    fisher = measure_damage_model(space, fisher_trace={"fc1": 1e9})  # fc1 "very sensitive"
+    problem = SearchProblem(LAYERS, space=space, target=TARGET, reference_accuracy=0.95, damage=fisher)
+    with_fisher = HiReLCSearch(problem, HiReLCConfig.from_options(**TINY), seed=0)
+    without = HiReLCSearch(problem, HiReLCConfig.from_options(**TINY, no_fisher=True), seed=0)
+    assert with_fisher.problem.damage_model is fisher
+    assert without.problem.damage_model == measure_damage_model(space)  # plain weight MSE
+    assert with_fisher.alloc.greedy["fc1"].bits > without.alloc.greedy["fc1"].bits  # Fisher protects fc1

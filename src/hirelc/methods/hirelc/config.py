@@ -6,8 +6,9 @@ per cycle) and spend a budget of 30 real evaluations in 5 cycles of 6.
 Ablations (seeds 001/002 "ablation studies"), each a flag:
 
 - `flat`: one low-level agent over every kernel, no high-level budget split;
-- `no_fisher`: uniform prior (block shares proportional to fp32 bytes) and no Fisher
-  sensitivity in any observation (the problem's repair still ranks moves by damage);
+- `no_fisher`: uniform prior (block shares proportional to fp32 bytes), no Fisher
+  sensitivity in any observation, and HiReLC's own repair ranks moves by the plain weight
+  MSE of Gaussian stand-ins of each kernel (its weight std; no Fisher, no measured weights);
 - `no_surrogate`: the cheap reward is the cold-start proxy for the whole search (a real
   evaluation per LLA reward would spend the budget in one cycle), acquisition by proxy;
 - `single_hla`: one PPO high-level agent instead of the ensemble.

@@ -30,11 +30,13 @@ proposals and the ledger answers the journaled ones for free.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from hirelc.evaluate.calibrate import measure_damage_model
 from hirelc.methods.driver import Proposer
 from hirelc.methods.hirelc.allocation import Allocator
 from hirelc.methods.hirelc.config import HiReLCConfig
@@ -56,8 +58,10 @@ class HiReLCSearch(Proposer):
     """Hierarchical ensemble RL with Fisher guidance and a surrogate; see the module doc."""
 
     def __init__(self, problem: SearchProblem, config: HiReLCConfig | None = None, seed: int = 0):
-        self.problem, self.config, self.seed = problem, config or HiReLCConfig(), seed
-        c = self.config
+        c = config or HiReLCConfig()
+        if c.no_fisher:  # the ablation's repair ranks moves by plain weight MSE, not Fisher damage
+            problem = replace(problem, damage=measure_damage_model(problem.space))
+        self.problem, self.config, self.seed = problem, c, seed
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.blocks = blocks(problem, c.flat)
