@@ -241,15 +241,17 @@ def layer_storage_bits(
     return quantized_weight_bits(kept_rows, kept_cols, cfg)
 
 
-def total_storage_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> int:
+def total_storage_bits(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig],
+                       shapes: Mapping[str, tuple[int, int]] | None = None) -> int:
     """Storage bits of all kernels' weights under `plan` (pruning of producers and channel
-    groups included via `kept_shapes`; kernels not in the plan at fp32).
+    groups included via `kept_shapes`, or `shapes` already computed by it; kernels not in
+    the plan at fp32).
 
     >>> specs = [LayerSpec("fc", "linear", (10, 20), n_macs=200)]
     >>> total_storage_bits(specs, {"fc": LayerConfig(bits=2, granularity="per_tensor")})
     416
     """
-    shapes = kept_shapes(specs, plan)
+    shapes = kept_shapes(specs, plan) if shapes is None else shapes
     return sum(layer_storage_bits(s, plan.get(s.name), *shapes[s.name]) for s in specs)
 
 

@@ -34,6 +34,7 @@ damaging config of every kernel and walk down to the budget.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ class _State:
 
     def _refresh(self) -> None:
         self.total = self.sizes.nbytes(self.plan)
-        self.shapes = cost.kept_shapes(self.space.layers, self.plan)
+        self.shapes = self.sizes.kept_shapes(self.plan)
 
     def apply(self, move: _Move) -> None:
         self.plan[move.name] = move.cfg
@@ -205,8 +206,7 @@ def _neighbours(space: SearchSpace, name: str, cfg: LayerConfig, down: bool) -> 
         out.append(LayerConfig(cfg.bits, cfg.keep_ratio, cfg.number_format, *parse_granularity(gran)))
     out += [LayerConfig(cfg.bits, cfg.keep_ratio, f, cfg.granularity, cfg.group_size)
             for f in space.format_choices(cfg.bits) if f != cfg.number_format]
-    valid = set(space.kernel_configs(name))
-    return [o for o in out if o in valid]
+    return [o for o in out if space.allows(name, o)]
 
 
 def _shift(values: tuple, current: object, step: int) -> object | None:
@@ -220,6 +220,7 @@ def _label(cfg: LayerConfig) -> str:
     return f"per_group:{cfg.group_size}" if cfg.granularity == "per_group" else cfg.granularity
 
 
+@functools.lru_cache(maxsize=1024)
 def _by_scale_count(space: SearchSpace, name: str) -> tuple[str, ...]:
     """The kernel's granularities from fewest scales (smallest) to most."""
     shape = space._spec[name].weight_shape

@@ -33,6 +33,8 @@ from hirelc import cost
 from hirelc.inventory.spec import LayerSpec
 from hirelc.plan import LayerConfig
 
+MEMO_LIMIT = 4096  # keep vectors whose pruned shapes a SizeModel remembers
+
 
 @dataclass(frozen=True)
 class SizeModel:
@@ -50,6 +52,7 @@ class SizeModel:
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "unit_bytes", dict(self.unit_bytes))
+        object.__setattr__(self, "_memo", {})
         if self.fixed_bytes < 0 or any(v < 0 for v in self.unit_bytes.values()):
             raise ValueError("fixed_bytes and unit_bytes must be >= 0")
         if not self.fp32_bytes:
@@ -59,14 +62,31 @@ class SizeModel:
 
     def kernel_bytes(self, plan: Mapping[str, LayerConfig]) -> int:
         """Bytes of the kernels' weights alone (codes, scales, zero points; fp32 if absent)."""
-        return cost.total_storage_bits(self.layers, plan) // 8
+        return cost.total_storage_bits(self.layers, plan, self.kept_shapes(plan)) // 8
 
     def other_bytes(self, plan: Mapping[str, LayerConfig]) -> int:
         """Bytes of every non-kernel tensor after pruning."""
         if not self.unit_bytes:
             return self.fixed_bytes
-        kept = cost.kept_units(self.layers, plan)
+        kept = self._pruned(plan)[1]
         return self.fixed_bytes + sum(self.unit_bytes.get(g, 0) * n for g, n in kept.items())
+
+    def kept_shapes(self, plan: Mapping[str, LayerConfig]) -> dict[str, tuple[int, int]]:
+        """`cost.kept_shapes` of the layers under `plan` (memoised: see `_pruned`)."""
+        return self._pruned(plan)[0]
+
+    def _pruned(self, plan: Mapping[str, LayerConfig]) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+        """(kept shapes, kept units) under `plan`. They depend on the keep ratios alone, and a
+        budget repair asks for the same few keep vectors thousands of times (exact rational
+        arithmetic made it 80 % of a repair's time on vit_tiny), so they are memoised by the
+        keep vector, at most MEMO_LIMIT of them."""
+        keeps = tuple(plan[s.name].keep_ratio if s.name in plan else 1.0 for s in self.layers)
+        memo = self._memo
+        if keeps not in memo:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[keeps] = (cost.kept_shapes(self.layers, plan), cost.kept_units(self.layers, plan))
+        return memo[keeps]
 
     def nbytes(self, plan: Mapping[str, LayerConfig]) -> int:
         """Whole-model storage bytes of `plan` (the packed file's data section)."""

@@ -215,6 +215,10 @@ class SearchSpace:
         """Every valid config of kernel `name`, in (bits, keep, format, granularity) order."""
         return self._configs[name]
 
+    def allows(self, name: str, cfg: LayerConfig) -> bool:
+        """True when `cfg` is one of kernel `name`'s valid configs."""
+        return cfg in self._config_sets[name]
+
     def contains(self, plan: Mapping[str, LayerConfig]) -> bool:
         """True when `plan` sets every kernel, and only those, to one of its valid configs."""
         return set(plan) == set(self.names) and all(plan[n] in self._config_sets[n] for n in self.names)

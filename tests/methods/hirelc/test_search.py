@@ -120,7 +120,9 @@ def test_hirelc_needs_a_size_target():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"evals_per_cycle": 0}, "evals_per_cycle must be a positive integer"),
+    ({"evals_per_cycle": 0}, "evals_per_cycle must be an integer >= 1"),
+    ({"random_pool": -1}, "random_pool must be an integer >= 0"),
+    ({"acquisition": "ei"}, "acquisition must be one of"),
     ({"flat": "yes"}, "flat must be true or false"),
     ({"pool_size": 2}, "pool_size must be >= evals_per_cycle"),
     ({"uncertain_share": 1.5}, "uncertain_share must be in"),
@@ -130,3 +132,18 @@ def test_hirelc_needs_a_size_target():
 def test_options_are_validated_before_any_work(options, message):
     with pytest.raises(ValueError, match=message):
         method_config("hirelc", **options)
+
+
+def test_no_fisher_repairs_without_the_fisher_damage_model():
+    from hirelc.evaluate.calibrate import measure_damage_model
+    from hirelc.methods.hirelc.config import HiReLCConfig
+    from hirelc.methods.hirelc.search import HiReLCSearch
+
+    space = SearchSpace(LAYERS, SPACE)
+    fisher = measure_damage_model(space, fisher_trace={"fc1": 1e9})  # fc1 "very sensitive"
+    problem = SearchProblem(LAYERS, space=space, target=TARGET, reference_accuracy=0.95, damage=fisher)
+    with_fisher = HiReLCSearch(problem, HiReLCConfig.from_options(**TINY), seed=0)
+    without = HiReLCSearch(problem, HiReLCConfig.from_options(**TINY, no_fisher=True), seed=0)
+    assert with_fisher.problem.damage_model is fisher
+    assert without.problem.damage_model == measure_damage_model(space)  # plain weight MSE
+    assert with_fisher.alloc.greedy["fc1"].bits > without.alloc.greedy["fc1"].bits  # Fisher protects fc1

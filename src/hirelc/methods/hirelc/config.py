@@ -6,8 +6,9 @@ per cycle) and spend a budget of 30 real evaluations in 5 cycles of 6.
 Ablations (seeds 001/002 "ablation studies"), each a flag:
 
 - `flat`: one low-level agent over every kernel, no high-level budget split;
-- `no_fisher`: uniform prior (block shares proportional to fp32 bytes) and no Fisher
-  sensitivity in any observation (the problem's repair still ranks moves by damage);
+- `no_fisher`: uniform prior (block shares proportional to fp32 bytes), no Fisher
+  sensitivity in any observation, and HiReLC's own repair ranks moves by the plain weight
+  MSE of Gaussian stand-ins of each kernel (its weight std; no Fisher, no measured weights);
 - `no_surrogate`: the cheap reward is the cold-start proxy for the whole search (a real
   evaluation per LLA reward would spend the budget in one cycle), acquisition by proxy;
 - `single_hla`: one PPO high-level agent instead of the ensemble.
@@ -25,6 +26,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+ACQUISITIONS = ("thompson", "top_spread")
+MAY_BE_ZERO = ("random_pool", "local_pool")  # 0: the pool is the policies' samples only
+
 
 @dataclass(frozen=True)
 class HiReLCConfig:
@@ -33,10 +37,16 @@ class HiReLCConfig:
     lla_steps: LLA env steps per cycle, split over the blocks (at least 64 each).
     hla_steps: env steps per HLA per cycle.
     pool_size: candidate plans sampled from the LLA policies per cycle.
+    random_pool: uniformly random plans of the space added to each cycle's pool.
+    local_pool / local_parents: one-choice changes of the `local_parents` best real plans
+        added to each cycle's pool (`pool.local_moves`).
+    acquisition: "thompson" (batch Thompson sampling over the surrogate ensemble) or
+        "top_spread" (the top predicted plans, then the `uncertain_share` most uncertain).
     proxy_calls: measured proxy values per cycle (calibrate the cheap proxy estimate).
     n_surrogates / surrogate_hidden / surrogate_epochs: the MLP ensemble.
     budget_penalty: reward lost per unit of relative overshoot of a block budget.
-    uncertain_share: share of each cycle's evaluations picked by ensemble spread.
+    uncertain_share: share of a cycle's evaluations picked for exploration: by ensemble
+        spread under "top_spread", at random in cold start (no spread yet).
     fill_slack: also offer the best predicted pool plans with their unused bytes spent
         (least damage per byte, `repair(fill=True)`); off by default: on the synthetic
         test problem (Gaussian stand-in damage) the filled plans took the evaluations that
@@ -48,6 +58,10 @@ class HiReLCConfig:
     lla_steps: int = 2048
     hla_steps: int = 64
     pool_size: int = 48
+    random_pool: int = 256
+    local_pool: int = 96
+    local_parents: int = 3
+    acquisition: str = "thompson"
     proxy_calls: int = 8
     n_surrogates: int = 5
     surrogate_hidden: int = 32
@@ -65,13 +79,16 @@ class HiReLCConfig:
             value = getattr(self, f.name)
             if f.type == "bool" and not isinstance(value, bool):
                 raise ValueError(f"hirelc {f.name} must be true or false, got {value!r}")
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"hirelc {f.name} must be a positive integer, got {value!r}")
+            least = 0 if f.name in MAY_BE_ZERO else 1
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ValueError(f"hirelc {f.name} must be an integer >= {least}, got {value!r}")
         if self.pool_size < self.evals_per_cycle:
             raise ValueError(f"hirelc pool_size must be >= evals_per_cycle ({self.evals_per_cycle}), "
                              f"got {self.pool_size}")
         if not isinstance(self.budget_penalty, (int, float)) or not self.budget_penalty >= 0:
             raise ValueError(f"hirelc budget_penalty must be a number >= 0, got {self.budget_penalty!r}")
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"hirelc acquisition must be one of {ACQUISITIONS}, got {self.acquisition!r}")
         if not isinstance(self.uncertain_share, (int, float)) or not 0.0 <= self.uncertain_share <= 1.0:
             raise ValueError(f"hirelc uncertain_share must be in [0, 1], got {self.uncertain_share!r}")
 

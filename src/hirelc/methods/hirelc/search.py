@@ -10,11 +10,13 @@ One cycle (`_cycle`), run whenever the last cycle's proposals are used up:
    predicted accuracy of the context plan with the block's choices, repaired onto the
    target, minus the block-budget penalty (`lla.BlockEnv`).
 3. Pool: `pool_size` plans sampled from the policies, plus the vote's context plan and the
-   Fisher prior plan (the greedy allocation, always the first evaluation of a search), each
+   Fisher prior plan (the greedy allocation, always the first evaluation of a search),
+   one-choice moves from the best real plans and uniformly random plans (`pool`), each
    repaired by `problem.candidate`; already evaluated ones dropped.
 4. Proxy: a few pool plans get a measured proxy; the cheap estimate is recalibrated.
-5. Acquisition: the top predicted plans, then the most uncertain (ensemble spread; before
-   the surrogate exists, seeded random picks) -> proposed for real evaluation.
+5. Acquisition: batch Thompson sampling over the surrogate ensemble (`pool.thompson_picks`);
+   before the surrogate exists, the top proxy-predicted plans plus seeded random picks
+   -> proposed for real evaluation.
 
 `observe` collects the real results; at the next cycle the surrogate's Spearman rho on
 the evaluations it has not seen is recorded, then it is retrained on every real evaluation
@@ -28,17 +30,20 @@ proposals and the ledger answers the journaled ones for free.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from hirelc.evaluate.calibrate import measure_damage_model
 from hirelc.methods.driver import Proposer
 from hirelc.methods.hirelc.allocation import Allocator
 from hirelc.methods.hirelc.config import HiReLCConfig
 from hirelc.methods.hirelc.features import PlanFeaturizer, blocks, kernel_features, sensitivity
 from hirelc.methods.hirelc.hla import ENSEMBLE, HLAEnsemble
 from hirelc.methods.hirelc.lla import BlockEnv, LowLevelAgent
+from hirelc.methods.hirelc.pool import distinct_new, local_moves, thompson_picks
 from hirelc.methods.hirelc.proxy import ProxyModel
 from hirelc.methods.hirelc.surrogate import Surrogate, spearman
 from hirelc.methods.ledger import Evaluation
@@ -53,8 +58,10 @@ class HiReLCSearch(Proposer):
     """Hierarchical ensemble RL with Fisher guidance and a surrogate; see the module doc."""
 
     def __init__(self, problem: SearchProblem, config: HiReLCConfig | None = None, seed: int = 0):
-        self.problem, self.config, self.seed = problem, config or HiReLCConfig(), seed
-        c = self.config
+        c = config or HiReLCConfig()
+        if c.no_fisher:  # the ablation's repair ranks moves by plain weight MSE, not Fisher damage
+            problem = replace(problem, damage=measure_damage_model(problem.space))
+        self.problem, self.config, self.seed = problem, c, seed
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.blocks = blocks(problem, c.flat)
@@ -178,27 +185,24 @@ class HiReLCSearch(Proposer):
         record["budgets_bytes"] = [int(b) for b in self.alloc.budgets(self.vote_shares)]
 
     def _pool(self) -> list[Plan]:
-        """The Fisher prior plan (greedy allocation), the vote's context plan and `pool_size`
-        policy samples, repaired, minus evaluated ones.
-        When converged policies repeat evaluated plans, more samples are drawn, then
-        uniformly random plans of the space (repaired): a small space is explored to the
-        end instead of stopping early."""
-        seen = {ev.plan_hash for ev in self.history}
+        """The Fisher prior plan (greedy allocation), the vote's context plan, `pool_size`
+        policy samples, one-choice moves from the best real plans and uniformly random
+        plans, each repaired, minus evaluated ones (`pool` module doc: why all three).
+        When converged policies repeat evaluated plans, more random plans are drawn, so a
+        small space is explored to the end instead of stopping early."""
+        c, seen = self.config, {ev.plan_hash for ev in self.history}
         pool: dict[str, Plan] = {}
-
-        def add(plans) -> None:
-            for plan in plans:
-                if plan.content_hash() not in seen:
-                    pool.setdefault(plan.content_hash(), plan)
-
-        add([self.alloc.greedy, self.context] + [self._sample() for _ in range(self.config.pool_size)])
-        need = self.config.evals_per_cycle
-        if len(pool) < need:
-            add(self._sample() for _ in range(self.config.pool_size))
+        distinct_new([self.alloc.greedy, self.context] + [self._sample() for _ in range(c.pool_size)], seen, pool)
+        parents = sorted(self.history, key=self.problem.selection_key, reverse=True)[: c.local_parents]
+        for i, parent in enumerate(parents):
+            moves = local_moves(self.problem.space, parent.plan, self.rng, c.local_pool // len(parents))
+            distinct_new((self.problem.candidate(p) for p in moves), seen, pool)
+        distinct_new((self.problem.candidate(self.problem.space.sample(self.rng)) for _ in range(c.random_pool)),
+                     seen, pool)
         for _ in range(RANDOM_ATTEMPTS):
-            if len(pool) >= need:
+            if len(pool) >= c.evals_per_cycle:
                 break
-            add([self.problem.candidate(self.problem.space.sample(self.rng))])
+            distinct_new([self.problem.candidate(self.problem.space.sample(self.rng))], seen, pool)
         return list(pool.values())
 
     def _with_filled(self, pool: list[Plan], mean: np.ndarray) -> list[Plan]:
@@ -235,16 +239,22 @@ class HiReLCSearch(Proposer):
         record["proxy"] = {"measured": len(picks), "estimate_rho": spearman(estimates, measured)}
 
     def _acquire(self, pool: list[Plan], mean: np.ndarray, std: np.ndarray) -> list[Plan]:
+        """Thompson sampling over the ensemble once the surrogate exists; before that (and
+        under "top_spread") the top predicted plans plus an exploration share, by spread or,
+        without one, at random."""
         n = min(self.config.evals_per_cycle, len(pool))
-        n_uncertain = int(round(self.config.uncertain_share * n))
+        if self.use_surrogate and self.config.acquisition == "thompson":
+            x = np.stack([self._features(p) for p in pool])
+            return [pool[i] for i in thompson_picks(self.surrogate.member_predictions(x), n, self.rng)]
+        n_explore = int(round(self.config.uncertain_share * n))
         order = list(np.argsort(-mean, kind="stable"))
-        chosen = order[: n - n_uncertain]
+        chosen = order[: n - n_explore]
         rest = [i for i in order if i not in chosen]
         if self.use_surrogate:
             rest = sorted(rest, key=lambda i: -std[i])
         else:  # no spread yet: explore at random
             rest = [rest[i] for i in self.rng.permutation(len(rest))]
-        return [pool[i] for i in chosen + rest[:n_uncertain]]
+        return [pool[i] for i in chosen + rest[:n_explore]]
 
     # --- learning from real evaluations ----------------------------------------------------
     def _learn_from_reals(self) -> None:

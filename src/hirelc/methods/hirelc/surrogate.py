@@ -65,11 +65,15 @@ class Surrogate:
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, spread) per row, in the target's units."""
+        preds = self.member_predictions(x)
+        return preds.mean(0), preds.std(0)
+
+    def member_predictions(self, x: np.ndarray) -> np.ndarray:
+        """(members, rows): each member's prediction, in the target's units."""
         xs = torch.from_numpy((np.asarray(x, dtype=np.float32) - self.x_mean) / self.x_std)
         with torch.no_grad():
-            preds = torch.stack([m(xs).squeeze(1) for m in self.members]).numpy()  # (M, N)
-        preds = preds * self.y_std + self.y_mean
-        return preds.mean(0), preds.std(0)
+            preds = torch.stack([m(xs).squeeze(1) for m in self.members]).numpy()
+        return preds * self.y_std + self.y_mean
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
