@@ -3,6 +3,7 @@
     python benchmarks/joint_baselines.py run [--cases resnet20 cnn1d] [--methods ...] [--seeds 0 1 2]
     python benchmarks/joint_baselines.py verify     # every journaled candidate meets the target
     python benchmarks/joint_baselines.py summarize  # markdown for benchmarks/RESULTS.md
+    python benchmarks/joint_baselines.py efficiency # evaluations to the best baseline's accuracy
 
 Every run is a `hirelc search` job (validation data for the search, held-out test data for
 the final number) in its own run directory under benchmarks/runs/joint/; runs that already
@@ -144,9 +145,54 @@ def summarize() -> None:
                   f"{_mean_sd([r['search/evaluations'] for r in rs])} | {_mean_sd([r['run/wall_seconds'] for r in rs])} |")
 
 
+def _journal_accuracies(run_dir: Path) -> list[float]:
+    """Validation accuracy of each real evaluation, in the order the search made them."""
+    records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+    evaluations = sorted((r for r in records if r.get("kind") == "evaluation"), key=lambda r: r["index"])
+    return [r["accuracy"] for r in evaluations]
+
+
+def evaluations_to_reach(accuracies: list[float], threshold: float) -> int | None:
+    """1-based count of evaluations until the first accuracy >= threshold, None if never.
+
+    >>> evaluations_to_reach([0.5, 0.7, 0.9], 0.7), evaluations_to_reach([0.5], 0.7)
+    (2, None)
+    """
+    return next((i + 1 for i, a in enumerate(accuracies) if a >= threshold), None)
+
+
+def efficiency() -> None:
+    """Issue 9: real evaluations each method needs to first evaluate a plan as good (on
+    validation, at the search fidelity) as the best baseline's chosen plan of the same seed;
+    a miss counts as budget + 1. Every candidate meets the target (`verify`)."""
+    journals = {(c, m, s): _journal_accuracies(d) for c, m, s, d in _runs()}
+    for case in CASES:
+        seeds = sorted({s for c, m, s in journals if c == case and m == "hirelc"})
+        if not seeds:
+            continue
+        print(f"\n### {case}: evaluations to the best baseline's validation accuracy (per seed)\n")
+        print("| seed | best baseline (val %) | " + " | ".join(("hirelc", "random", "tpe")) + " |")
+        print("|---|---|---|---|---|")
+        counts: dict[str, list[int]] = {"hirelc": [], "random": [], "tpe": []}
+        for seed in seeds:
+            best = {m: max(journals[(case, m, seed)]) for m in ("uniform", "random", "greedy", "tpe")
+                    if (case, m, seed) in journals}
+            leader = max(best, key=best.get)
+            cells = []
+            for m in counts:
+                hit = evaluations_to_reach(journals.get((case, m, seed), []), best[leader])
+                counts[m].append(hit or BUDGET + 1)
+                cells.append(str(hit) if hit else f"> {BUDGET}")
+            print(f"| {seed} | {leader} {100 * best[leader]:.1f} | " + " | ".join(cells) + " |")
+        med = {m: statistics.median(v) for m, v in counts.items()}
+        print(f"\nMedian evaluations: hirelc {med['hirelc']:g}, random {med['random']:g}, tpe {med['tpe']:g}; "
+              f"ratio random / hirelc {med['random'] / med['hirelc']:.2f}, tpe / hirelc {med['tpe'] / med['hirelc']:.2f} "
+              f"(a miss counts as {BUDGET + 1}).")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("run", "verify", "summarize"))
+    p.add_argument("what", choices=("run", "verify", "summarize", "efficiency"))
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -156,6 +202,8 @@ def main() -> None:
         run(a.cases, a.methods, a.seeds, a.budget)
     elif a.what == "verify":
         sys.exit(0 if verify() else 1)
+    elif a.what == "efficiency":
+        efficiency()
     else:
         summarize()
 
