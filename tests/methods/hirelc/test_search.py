@@ -147,3 +147,17 @@ def test_no_fisher_repairs_without_the_fisher_damage_model():
     assert with_fisher.problem.damage_model is fisher
     assert without.problem.damage_model == measure_damage_model(space)  # plain weight MSE
     assert with_fisher.alloc.greedy["fc1"].bits > without.alloc.greedy["fc1"].bits  # Fisher protects fc1
+
+
+@pytest.mark.slow
+def test_an_accuracy_target_walks_the_size_budget_and_returns_the_smallest_plan_within_the_drop():
+    drop = Target(max_accuracy_drop=1.0)
+    out = search(list(LAYERS), accuracy, method="hirelc", space=SPACE, target=drop, reference_accuracy=0.95,
+                 max_evaluations=16, seed=0, **TINY)
+    sizes = SizeModel(LAYERS)
+    within = [ev for ev in out.history if ev.accuracy >= 0.95 - 0.01]
+    assert out.target_met is True and within
+    assert sizes.nbytes(out.plan) == min(sizes.nbytes(ev.plan) for ev in within)  # the smallest within the drop
+    ladder = out.options["hirelc"]["budget_ladder_bytes"]
+    assert ladder[0] == sizes.fp32_bytes // 8
+    assert max(ladder) > ladder[0] and ladder[-1] < max(ladder)  # loosened until within the drop, then tightened

@@ -42,7 +42,8 @@ class Allocator:
 
     def __init__(self, problem: SearchProblem, blocks: Sequence[Sequence[str]]):
         if problem.repairer is None:
-            raise ValueError("method 'hirelc' allocates a size budget: give --target-compression or --target-size")
+            raise ValueError("method 'hirelc' allocates a size budget: give --target-compression, --target-size "
+                             "or --max-accuracy-drop")
         self.problem, self.blocks = problem, [list(b) for b in blocks]
         self.greedy = problem.repairer(top_plan(problem.space, problem.damage_model), fill=True)
         self.kernel_budget = problem.max_bytes - problem.sizes.other_bytes(self.greedy)

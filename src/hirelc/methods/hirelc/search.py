@@ -42,6 +42,7 @@ from hirelc.methods.hirelc.allocation import Allocator
 from hirelc.methods.hirelc.config import HiReLCConfig
 from hirelc.methods.hirelc.features import PlanFeaturizer, blocks, kernel_features, sensitivity
 from hirelc.methods.hirelc.hla import ENSEMBLE, HLAEnsemble
+from hirelc.methods.hirelc.ladder import BudgetLadder
 from hirelc.methods.hirelc.lla import BlockEnv, LowLevelAgent
 from hirelc.methods.hirelc.pool import distinct_new, local_moves, thompson_picks
 from hirelc.methods.hirelc.proxy import ProxyModel
@@ -59,9 +60,11 @@ class HiReLCSearch(Proposer):
 
     def __init__(self, problem: SearchProblem, config: HiReLCConfig | None = None, seed: int = 0):
         c = config or HiReLCConfig()
-        if c.no_fisher:  # the ablation's repair ranks moves by plain weight MSE, not Fisher damage
-            problem = replace(problem, damage=measure_damage_model(problem.space))
-        self.problem, self.config, self.seed = problem, c, seed
+        self.ladder = BudgetLadder(problem) if problem.target.kind == "max_accuracy_drop" else None
+        if self.ladder is not None:  # an accuracy target: search at a moving size budget
+            problem = self.ladder.problem
+        self.config, self.seed = c, seed
+        self.problem = problem = self._searched(problem)
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         self.blocks = blocks(problem, c.flat)
@@ -89,6 +92,19 @@ class HiReLCSearch(Proposer):
         self.timing = {"rl": 0.0, "surrogate": 0.0, "pool": 0.0}
         self._memo: dict[str, float] = {}
         self._block_memo: dict[tuple, float] = {}
+
+    def _searched(self, problem: SearchProblem) -> SearchProblem:
+        if self.config.no_fisher:  # the ablation's repair ranks moves by plain weight MSE, not Fisher damage
+            return replace(problem, damage=measure_damage_model(problem.space))
+        return problem
+
+    def _rebind(self, problem: SearchProblem) -> None:
+        """Search `problem` (the same one at another size budget) from the next cycle on."""
+        self.problem = self.proxy.problem = self._searched(problem)
+        self.alloc = Allocator(self.problem, self.blocks)
+        for env in self.envs:
+            env.problem = self.problem
+        self.context = self.alloc.greedy
 
     # --- ask / tell ----------------------------------------------------------------------
     def propose(self, n: int) -> list[Plan]:
@@ -265,22 +281,25 @@ class HiReLCSearch(Proposer):
         last = self.cycles[-1]
         if self.surrogate.ready:
             mean, _ = self.surrogate.predict(np.stack([self._features(ev.plan) for ev in new]))
-            last["surrogate"] = {"rho_unseen": spearman(list(mean), [self.problem.score(ev) for ev in new]),
+            last["surrogate"] = {"rho_unseen": spearman(list(mean), [ev.accuracy for ev in new]),
                                  "n_unseen": len(new), "trained_on": self.trained_on,
-                                 "pairs": [[round(float(m), 4), round(self.problem.score(ev), 4)]
+                                 "pairs": [[round(float(m), 4), round(ev.accuracy, 4)]
                                            for m, ev in zip(mean, new)]}
         last["real"] = {"accuracies": [round(ev.accuracy, 4) for ev in new],
                         "best_score": round(max(self.problem.score(ev) for ev in new), 4)}
         start = time.perf_counter()
         if len(self.history) >= self.config.cold_start and not self.config.no_surrogate:
             x = np.stack([self._features(ev.plan) for ev in self.history])
-            self.surrogate.fit(x, [self.problem.score(ev) for ev in self.history])
+            self.surrogate.fit(x, [ev.accuracy for ev in self.history])  # accuracy, whatever the budget
         self.trained_on = len(self.history)
         self.timing["surrogate"] += time.perf_counter() - start
         if self.hlas is not None and self.proposals:
             best = max(new, key=self.problem.selection_key)
             last["hla"]["realised_rewards"] = _r(self.hlas.reward(self.proposals, self.alloc.shares_of(best.plan)))
             last["hla"]["weights_after"] = _r(self.hlas.weights)
+        if self.ladder is not None and self.ladder.update(self.history):
+            last["next_budget_bytes"] = self.ladder.budget
+            self._rebind(self.ladder.problem)
 
     def _features(self, plan: Plan) -> np.ndarray:
         return self.featurize(plan, self.proxy.estimate(plan))
@@ -302,7 +321,8 @@ class HiReLCSearch(Proposer):
                 "proxy_calls": self.proxy.calls, "proxy_kind": self.proxy.kind,
                 "seconds": {k: round(v, 2) for k, v in self.timing.items()} | {"proxy": round(self.proxy.seconds, 2),
                              "real": round(sum(ev.seconds for ev in self.history if not ev.replayed), 2)},
-                "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles]}
+                "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles]} | (
+                    {} if self.ladder is None else {"budget_ladder_bytes": self.ladder.steps})
 
 
 def _label(cfg: LayerConfig) -> str:
