@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from hirelc.inventory.measure import mha_slow_path
+from hirelc.inventory.measure import run_hooked
 
 
 class _ShapeProxy(fx.Proxy):
@@ -150,12 +150,7 @@ def _leaf_outputs(model: nn.Module, args: tuple, is_leaf: Callable[[nn.Module, s
         if path and (is_leaf(mod, path) or probe.is_leaf_module(mod, path)):
             hook = lambda m, a, out, path=path: outputs.setdefault(path, []).append(out)  # noqa: E731
             handles.append(mod.register_forward_hook(hook))
-    try:
-        with mha_slow_path():
-            model(*args)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, args, handles)
     return outputs
 
 

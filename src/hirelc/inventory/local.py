@@ -36,7 +36,7 @@ from torch import nn
 
 from hirelc.inventory.channels import ChannelFlow, analyse_channels
 from hirelc.inventory.kernels import KernelRef
-from hirelc.inventory.measure import mha_slow_path
+from hirelc.inventory.measure import run_hooked
 from hirelc.inventory.trace import trace
 
 
@@ -51,12 +51,7 @@ def record_inputs(model: nn.Module, args: tuple) -> dict[str, tuple]:
                 if path not in seen and not kw:
                     seen[path] = a
             handles.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
-    try:
-        with mha_slow_path():
-            model(*args)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, args, handles)
     return seen
 
 

@@ -29,6 +29,18 @@ def mha_slow_path() -> Iterator[None]:
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
+
+def run_hooked(model: nn.Module, args: tuple, handles: list) -> None:
+    """`model(*args)` through the submodules' calls (`mha_slow_path`), then the hooks in
+    `handles` removed, whatever happened."""
+    try:
+        with mha_slow_path():
+            model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 TRANSFORMER_LAYERS = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
