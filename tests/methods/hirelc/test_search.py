@@ -7,6 +7,7 @@ import pytest
 
 from hirelc.methods import search
 from hirelc.methods.api import method_config
+from hirelc.methods.hirelc.surrogate import spearman
 from hirelc.methods.ledger import EvaluationLedger
 from hirelc.methods.problem import SearchProblem
 from hirelc.methods.sizing import SizeModel
@@ -71,6 +72,8 @@ def test_the_outcome_records_votes_decisions_and_surrogate_quality(result):
     assert set(first["block_decisions"]) == set(NEEDED)
     assert "surrogate" not in first and cycles[1]["surrogate"]["n_unseen"] == len(cycles[1]["proposed"])
     assert len(info["rho_by_cycle"]) == len(cycles) and info["rho_by_cycle"][0] is None
+    pairs = [p for c in cycles[-3:] for p in c.get("surrogate", {}).get("pairs", [])]
+    assert len(pairs) >= 3 and info["rho_unseen_last_3_cycles"] == spearman(*zip(*pairs))
     assert sum(len(c["proposed"]) for c in cycles) == result.n_evaluations
 
 

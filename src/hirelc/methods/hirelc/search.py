@@ -321,8 +321,21 @@ class HiReLCSearch(Proposer):
                 "proxy_calls": self.proxy.calls, "proxy_kind": self.proxy.kind,
                 "seconds": {k: round(v, 2) for k, v in self.timing.items()} | {"proxy": round(self.proxy.seconds, 2),
                              "real": round(sum(ev.seconds for ev in self.history if not ev.replayed), 2)},
-                "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles]} | (
+                "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles],
+                "rho_unseen_last_3_cycles": pooled_rho(self.cycles[-3:])} | (
                     {} if self.ladder is None else {"budget_ladder_bytes": self.ladder.steps})
+
+
+def pooled_rho(cycles: list[dict[str, Any]]) -> float | None:
+    """Spearman rho of the surrogate's predictions against the real accuracies, pooled over the
+    (prediction, real) pairs of `cycles`, each predicted before its plan was evaluated: one
+    cycle's 6 pairs give a very noisy rho.
+
+    >>> pooled_rho([{"surrogate": {"pairs": [[0.1, 0.2], [0.3, 0.5]]}}, {"surrogate": {"pairs": [[0.2, 0.3]]}}, {}])
+    1.0
+    """
+    pairs = [p for c in cycles for p in c.get("surrogate", {}).get("pairs", [])]
+    return spearman([p[0] for p in pairs], [p[1] for p in pairs])
 
 
 def _label(cfg: LayerConfig) -> str:
