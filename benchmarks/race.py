@@ -111,34 +111,40 @@ def _landscape(name: str) -> tuple:
     return _CACHE[name]
 
 
-def one_run(job: tuple[str, str, int, int]) -> dict:
+def one_run(job: tuple[str, str, int, int, tuple]) -> dict:
     import torch
 
     from hirelc.methods import search
 
     torch.set_num_threads(1)
-    name, method, seed, budget = job
+    name, method, seed, budget, options = job
     layers, evaluate, space, sizes, target, ref, optimum, damage, n_plans = _landscape(name)
     start = time.perf_counter()
     r = search(list(layers), evaluate, method=method, reference_accuracy=ref, max_evaluations=budget, seed=seed,
-               space=space, target=target, sizes=sizes, damage=damage)
+               space=space, target=target, sizes=sizes, damage=damage, **dict(options))
     limit = target.max_bytes(sizes.fp32_bytes)
     assert all(sizes.nbytes(ev.plan) <= limit for ev in r.history), "a candidate exceeded the target"
     hit = next((ev.index + 1 for ev in r.history if ev.accuracy >= 0.99 * optimum), None)
-    return {"landscape": name, "method": method, "seed": seed, "budget": budget, "first_hit": hit,
+    return {"landscape": name, "method": _label(method, options), "seed": seed, "budget": budget, "first_hit": hit,
             "returned_ratio": r.best_accuracy / optimum, "evaluations": r.n_evaluations, "optimum": optimum,
             "n_plans": n_plans, "stop": r.stop_reason, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def run(landscapes: list[str], methods: list[str], seeds: int, budget: int, workers: int) -> None:
+def _label(method: str, options: tuple) -> str:
+    """The method's row name: options (sorted KEY=VALUE) after it, e.g. 'hirelc lla_steps=512'."""
+    return " ".join([method] + [f"{k}={v}" for k, v in options])
+
+
+def run(landscapes: list[str], methods: list[str], seeds: int, budget: int, workers: int,
+        options: tuple = ()) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    jobs = [(n, m, s, budget) for n in landscapes for m in methods for s in range(seeds)
+    jobs = [(n, m, s, budget, options) for n in landscapes for m in methods for s in range(seeds)
             if not (m == "releq" and n.endswith("_joint"))]  # ReLeQ searches bit-widths only
     done = set()
     path = OUT / "runs.jsonl"
     if path.exists():
         done = {(r["landscape"], r["method"], r["seed"], r["budget"]) for r in map(json.loads, path.read_text().splitlines())}
-    jobs = [j for j in jobs if j not in done]
+    jobs = [j for j in jobs if (j[0], _label(j[1], options), j[2], j[3]) not in done]
     with ProcessPoolExecutor(workers) as pool, path.open("a") as f:
         for result in pool.map(one_run, jobs):
             f.write(json.dumps(result) + "\n")
@@ -157,7 +163,7 @@ def summarize() -> None:
         print("| method | runs | evals to a plan within 1 %: median (IQR) | hit within budget | "
               "returned / optimum: median (min) | returned >= 0.98 | wall s per run |")
         print("|---|---|---|---|---|---|---|")
-        for method in METHODS:
+        for method in sorted({r["method"] for r in mine}, key=lambda m: (METHODS.index(m.split()[0]), m)):
             rs = [r for r in mine if r["method"] == method]
             if not rs:
                 continue
@@ -178,9 +184,13 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, default=15)
     p.add_argument("--budget", type=int, default=BUDGET)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option for every run (e.g. lla_steps=512 for hirelc); the rows are labelled with it")
     a = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if a.what == "run":
-        run(a.landscapes, a.methods, a.seeds, a.budget, a.workers)
+        from hirelc.cli.common import method_options
+
+        run(a.landscapes, a.methods, a.seeds, a.budget, a.workers, tuple(sorted(method_options(a.option).items())))
     else:
         summarize()
