@@ -127,7 +127,8 @@ def one_run(job: tuple[str, str, int, int, tuple]) -> dict:
     hit = next((ev.index + 1 for ev in r.history if ev.accuracy >= 0.99 * optimum), None)
     return {"landscape": name, "method": _label(method, options), "seed": seed, "budget": budget, "first_hit": hit,
             "returned_ratio": r.best_accuracy / optimum, "evaluations": r.n_evaluations, "optimum": optimum,
-            "n_plans": n_plans, "stop": r.stop_reason, "seconds": round(time.perf_counter() - start, 2)}
+            "n_plans": n_plans, "stop": r.stop_reason, "seconds": round(time.perf_counter() - start, 2),
+            "rho_by_cycle": r.options.get("hirelc", {}).get("rho_by_cycle")}  # hirelc's surrogate on unseen plans
 
 
 def _label(method: str, options: tuple) -> str:
