@@ -9,9 +9,13 @@ joint space). Both were pruned with the OBD Fisher importance of the time, so ev
 here removes units in that order (the landscape's stored saliency; the journal run's
 sensitivity.json) to score what was really evaluated. Models:
 
-- obd:        the old model (batch-gradient Fisher: 1/2 tr(F) mse + OBD rows), as stored;
-- activation: per-sample Fisher (1/2 tr(F) mse) + activation-Fisher joint removal (the new one);
-- act_diag:   as activation, removal = sum of the units' diagonals (no correlations).
+- obd (old): batch-gradient Fisher: 1/2 tr(F) mse + OBD rows (the landscape's stored Fisher);
+- activation (new): `hirelc.guidance.measure_damage`: per-sample Fisher, 1/2 sum F err^2 +
+  activation-Fisher joint removal;
+- ablations: the new model with 1/2 tr(F) mse quantization; with the removal scored as the sum
+  of the units' diagonals (no correlations);
+- measured loss: no Fisher, the calibration loss increase measured per kernel alone (each
+  quantizer config, each keep): a reference for what a second-order estimate could reach.
 """
 
 from __future__ import annotations
@@ -64,23 +68,23 @@ def _models(model, data, inventory, space, raw_trace, row_saliency):
 
     from hirelc.evaluate.calibrate import kernel_weights, measure_damage_model, pruning_damage
     from hirelc.evaluate.channel_fisher import measure_channel_fisher
+    from hirelc.guidance import measure_damage
     from hirelc.methods.space import SearchSpace
 
     specs = list(inventory)
     sp = SearchSpace(tuple(specs), space)
     weights = kernel_weights(model, specs)
-    old_order = _obd_importance(inventory.groups, row_saliency)
+    order = _obd_importance(inventory.groups, row_saliency)
     cf = measure_channel_fisher(model, data, inventory)
-    diag = type(cf)(cf.trace, cf.row_saliency, {g: torch.diag(torch.diagonal(m)) for g, m in cf.gram.items()},
+    diag = type(cf)(cf.trace, cf.diag, cf.row_saliency, {g: torch.diag(torch.diagonal(m)) for g, m in cf.gram.items()},
                     cf.sources, cf.n_samples)
-    measured = _measured(model, data, inventory, sp, old_order)
+    new = measure_damage(model, data, inventory, sp, order)
     return {
-        "measured": measured,
-        "act_prune+measured_q": type(measured)(measured.quant, pruning_damage(sp, inventory.groups, cf, old_order)),
-        "measured_prune+act_q": measure_damage_model(sp, weights, cf.trace, pruning=measured.prune),
-        "obd": measure_damage_model(sp, weights, raw_trace, unit_saliency=row_saliency),
-        "activation": measure_damage_model(sp, weights, cf.trace, pruning=pruning_damage(sp, inventory.groups, cf, old_order)),
-        "act_diag": measure_damage_model(sp, weights, cf.trace, pruning=pruning_damage(sp, inventory.groups, diag, old_order)),
+        "obd (old)": measure_damage_model(sp, weights, raw_trace, unit_saliency=row_saliency),
+        "activation (new)": new,
+        "new, trace x mse quant": measure_damage_model(sp, weights, cf.trace, pruning=new.prune),
+        "new, diagonal removal": type(new)(new.quant, pruning_damage(sp, inventory.groups, diag, order)),
+        "measured loss (no Fisher)": _measured(model, data, inventory, sp, order),
     }
 
 

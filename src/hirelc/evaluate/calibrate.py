@@ -101,13 +101,17 @@ def measure_damage_model(
     unit_saliency: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
     pruning: Mapping[str, Mapping[float, float]] | None = None,
+    fisher_diag: Mapping[str, torch.Tensor] | None = None,
 ) -> DamageModel:
     """`DamageModel` over every config of `space` (see hirelc.methods.damage).
 
     weights: kernel -> weight (measured errors); missing -> a Gaussian stand-in of the
         kernel's shape and `weight_std` (model-free searches).
-    fisher_trace: kernel -> trace of its (per-sample) diagonal Fisher; missing -> its
-        parameter count (a Fisher of 1 per weight: plain weight MSE).
+    fisher_diag: kernel -> its per-sample diagonal Fisher F (the weight's shape): then
+        D_q = 1/2 sum F * (quantization error)^2 over the weight (OBD, no assumption that F
+        and the error are uncorrelated); measured on a model by `measure_channel_fisher`.
+    fisher_trace: for kernels without `fisher_diag`: the trace of its diagonal Fisher, and
+        D_q = 1/2 trace * mse; missing -> its parameter count (plain weight MSE).
     pruning: kernel -> keep ratio -> pruning damage, measured on the model
         (`pruning_damage`: activation Fisher); kernels missing from it fall back to the sum
         of the smallest `unit_saliency` values over the units removed:
@@ -118,9 +122,13 @@ def measure_damage_model(
     prune: dict[str, dict[float, float]] = {}
     for s in space.layers:
         w = weights[s.name] if weights and s.name in weights else _stand_in(s, gen)
-        trace = float(fisher_trace[s.name]) if fisher_trace and s.name in fisher_trace else float(w.numel())
+        if fisher_diag and s.name in fisher_diag:
+            f = fisher_diag[s.name].float().reshape(w.shape)
+        else:  # the trace spread evenly over the weights: 1/2 sum F err^2 = 1/2 trace mse
+            trace = float(fisher_trace[s.name]) if fisher_trace and s.name in fisher_trace else float(w.numel())
+            f = torch.full_like(w, trace / w.numel())
         keys = {quant_key(c) for c in space.kernel_configs(s.name)}
-        quant[s.name] = {k: 0.5 * trace * _mse(w, LayerConfig(k[0], 1.0, k[1], k[2], k[3])) for k in sorted(keys, key=str)}
+        quant[s.name] = {k: _weighted_error(w, f, LayerConfig(k[0], 1.0, k[1], k[2], k[3])) for k in sorted(keys, key=str)}
         if pruning is not None and s.name in pruning:
             prune[s.name] = {float(r): float(pruning[s.name][r]) for r in space.keep_choices(s.name)}
             continue
@@ -137,9 +145,11 @@ def _stand_in(spec: LayerSpec, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(rows, cols, generator=gen) * std
 
 
-def _mse(w: torch.Tensor, cfg: LayerConfig) -> float:
-    """Mean squared quantization error of w under cfg."""
-    return float((dequantize(quantize(w, cfg)).reshape(w.shape) - w).pow(2).mean())
+def _weighted_error(w: torch.Tensor, fisher: torch.Tensor, cfg: LayerConfig) -> float:
+    """1/2 sum F (Q(w) - w)^2 under cfg; a stand-in weight (fewer columns than the kernel)
+    is scaled up to the kernel's Fisher total."""
+    err2 = (dequantize(quantize(w, cfg)).reshape(w.shape) - w).pow(2)
+    return float(0.5 * (fisher * err2).sum())
 
 
 def _pruning_damage(spec: LayerSpec, row_saliency: Sequence[float], keeps: Sequence[float]) -> dict[float, float]:

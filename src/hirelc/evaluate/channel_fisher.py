@@ -63,6 +63,7 @@ class ChannelFisher:
     """Per-sample Fisher measurements of one model (see the module docstring).
 
     trace: kernel -> trace of the per-sample diagonal Fisher of its weight.
+    diag: kernel -> the per-sample diagonal Fisher itself (the weight's shape).
     row_saliency: kernel -> 1/2 sum F w^2 of each output row (OBD, per-sample Fisher).
     gram: prunable group -> G (size x size), the mean outer product of the per-sample mask
         gradients (or diag(2 * OBD saliency) where masking is not possible).
@@ -70,6 +71,7 @@ class ChannelFisher:
     """
 
     trace: dict[str, float]
+    diag: dict[str, torch.Tensor]
     row_saliency: dict[str, list[float]]
     gram: dict[str, torch.Tensor]
     sources: dict[str, str]
@@ -124,7 +126,7 @@ def measure_channel_fisher(model: nn.Module, data: Any, inventory: Any, n_batche
     for gid, g in groups.items():
         if gid not in gram:
             gram[gid], sources[gid] = torch.diag(2.0 * _obd_units(g, rows)), "obd"
-    return ChannelFisher({k: float(f.sum()) for k, f in fisher.items()}, {k: r.tolist() for k, r in rows.items()},
+    return ChannelFisher({k: float(f.sum()) for k, f in fisher.items()}, fisher, {k: r.tolist() for k, r in rows.items()},
                          gram, sources, n)
 
 
