@@ -10,7 +10,8 @@ neural network pruning") instead puts a mask m = 1 on the channel where it is re
 takes the per-sample gradient g_n = dL_n/dm. Here the mask multiplies the channel in the
 *input* of every consumer of the group (a consumer's columns are exactly what removal
 deletes), so m = 0 is the pruned network whatever lies between producer and consumer
-(BatchNorm, bias, ReLU, depthwise convolutions, residual adds). With the per-sample Fisher
+(BatchNorm, bias, ReLU, depthwise convolutions, residual adds; an attention head's columns
+of the output projection). With the per-sample Fisher
 standing in for the Hessian, removing a set S of a group's units costs about
 
     D(S) = 1/(2N) sum_n (sum_{c in S} g_{n,c})^2 = 1/2 1_S^T G 1_S,   G = (1/N) sum_n g_n g_n^T,
@@ -22,9 +23,10 @@ The weight side uses the same per-sample Fisher F_i = (1/N) sum_n (dL_n/dw_i)^2 
 squared gradient of a batch mean, which is about batch_size times smaller), so quantization
 damage 1/2 trace(F) mse and pruning damage are both expected loss increases per sample.
 
-Groups whose units cannot be masked at their consumers (attention heads, embeddings' column
-channels, consumers reading a concatenation or inside nn.MultiheadAttention) get a diagonal
-G = diag(2 * OBD saliency) of their producer rows: the old estimate, in the same units.
+Groups whose units cannot be masked at their consumers (consumers reading a concatenation,
+the output projection inside nn.MultiheadAttention, which is not called as a module) get a
+diagonal G = diag(2 * OBD saliency) of their producer rows: the old estimate, in the same
+units (`sources` says which). Embedding groups (channels = columns) are not measured.
 
 >>> from hirelc.data import load_dataset
 >>> from hirelc.inventory import inspect
@@ -95,7 +97,7 @@ def measure_channel_fisher(model: nn.Module, data: Any, inventory: Any, n_batche
     `fisher_sensitivity`), in eval mode, with per-sample gradients (torch.func.vmap)."""
     specs = list(inventory)
     weights = {s.name: getattr(*_kernel_param(model, s.name)) for s in specs}
-    groups = {gid: g for gid, g in inventory.groups.items() if g.prunable and g.kind == "channels" and not g.embeddings}
+    groups = {gid: g for gid, g in inventory.groups.items() if g.prunable and not g.embeddings}
     device = next(iter(weights.values())).device
     maskable = _maskable(model, groups, _example(data, batch_size, seed, device))
     sq = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
