@@ -10,12 +10,13 @@ here removes units in that order (the landscape's stored saliency; the journal r
 sensitivity.json) to score what was really evaluated. Models:
 
 - obd (old): batch-gradient Fisher: 1/2 tr(F) mse + OBD rows (the landscape's stored Fisher);
-- activation (new): `hirelc.guidance.measure_damage`: per-sample Fisher, 1/2 sum F err^2 +
-  activation-Fisher joint removal;
-- ablations: the new model with 1/2 tr(F) mse quantization; with the removal scored as the sum
-  of the units' diagonals (no correlations);
-- measured loss: no Fisher, the calibration loss increase measured per kernel alone (each
-  quantizer config, each keep): a reference for what a second-order estimate could reach.
+- measured anchors (new): `hirelc.guidance.measure_damage`: every keep and one quantizer per
+  bitwidth measured (loss increase on 4 calibration batches), other quantizers placed between
+  them by their Fisher estimate;
+- measured everything: every quantizer config and keep measured on 16 calibration batches (a
+  reference: too many forward passes for larger models).
+The activation-Fisher models (per-sample Fisher; channel masks at the consumers' inputs) were
+measured with this script at commit 7dcd60c (benchmarks/RESULTS.md, "Damage model").
 """
 
 from __future__ import annotations
@@ -62,29 +63,19 @@ def _setup():
     return model, data, inspect(model, data.example_input())
 
 
-def _models(model, data, inventory, space, raw_trace, row_saliency):
+def _models(model, data, inventory, space, raw_trace, row_saliency, sens):
     """name -> DamageModel over `space`, pruning in the OBD order of `row_saliency`."""
-    import torch
-
-    from hirelc.evaluate.calibrate import kernel_weights, measure_damage_model, pruning_damage
-    from hirelc.evaluate.channel_fisher import measure_channel_fisher
+    from hirelc.evaluate.calibrate import kernel_weights, measure_damage_model
     from hirelc.guidance import measure_damage
     from hirelc.methods.space import SearchSpace
 
     specs = list(inventory)
     sp = SearchSpace(tuple(specs), space)
-    weights = kernel_weights(model, specs)
     order = _obd_importance(inventory.groups, row_saliency)
-    cf = measure_channel_fisher(model, data, inventory)
-    diag = type(cf)(cf.trace, cf.diag, cf.row_saliency, {g: torch.diag(torch.diagonal(m)) for g, m in cf.gram.items()},
-                    cf.sources, cf.n_samples)
-    new = measure_damage(model, data, inventory, sp, order)
     return {
-        "obd (old)": measure_damage_model(sp, weights, raw_trace, unit_saliency=row_saliency),
-        "activation (new)": new,
-        "new, trace x mse quant": measure_damage_model(sp, weights, cf.trace, pruning=new.prune),
-        "new, diagonal removal": type(new)(new.quant, pruning_damage(sp, inventory.groups, diag, order)),
-        "measured loss (no Fisher)": _measured(model, data, inventory, sp, order),
+        "obd (old)": measure_damage_model(sp, kernel_weights(model, specs), raw_trace, unit_saliency=row_saliency),
+        "measured anchors (new)": measure_damage(model, data, inventory, sp, sens, order),
+        "measured everything": _measured(model, data, inventory, sp, order),
     }
 
 
@@ -131,6 +122,13 @@ def _measured(model, data, inventory, sp, order):
     return DamageModel(quant, prune)
 
 
+def _sensitivity(model, data, inventory):
+    from hirelc.evaluate.sensitivity import fisher_sensitivity, kernels_from_specs
+
+    kernels, blocks = kernels_from_specs(list(inventory))
+    return fisher_sensitivity(model, data, kernels, blocks=blocks)
+
+
 def _obd_importance(groups, row_saliency):
     import torch
 
@@ -150,7 +148,7 @@ def landscape(model, data, inventory) -> None:
 
     ls = json.loads((HERE / "landscapes" / "cnn1d_mnist1d_joint.json").read_text())
     models = _models(model, data, inventory, SpaceConfig.from_dict(ls["space"]), ls["fisher_raw_per_kernel"],
-                     ls["fisher_per_channel_saliency"])
+                     ls["fisher_per_channel_saliency"], _sensitivity(model, data, inventory))
     rows = [(Plan.from_dict(p), acc, size) for p, acc, size in ls["rows"]]
     budget = ls["size_model"]["fp32_bytes"] / 12 if "fp32_bytes" in ls["size_model"] else None
     print("landscape cnn1d_joint: Spearman(-damage, val accuracy)")
@@ -168,6 +166,7 @@ def landscape(model, data, inventory) -> None:
 
 
 def journals(model, data, inventory, dirs: list[Path]) -> None:
+    from hirelc.evaluate.sensitivity import Sensitivity
     from hirelc.methods.space import SpaceConfig
     from hirelc.plan import Plan
 
@@ -178,7 +177,8 @@ def journals(model, data, inventory, dirs: list[Path]) -> None:
         records = [json.loads(x) for x in (d / "journal.jsonl").read_text().splitlines() if x]
         evs = [(Plan.from_dict(r["plan"]), r["accuracy"]) for r in records if r.get("kind") == "evaluation"]
         space = SpaceConfig.from_dict(config["space"]) if isinstance(config.get("space"), dict) else SpaceConfig()
-        models = _models(model, data, inventory, space, sens["raw_per_kernel"], sens["per_channel_saliency"])
+        models = _models(model, data, inventory, space, sens["raw_per_kernel"], sens["per_channel_saliency"],
+                         Sensitivity.from_dict(sens))
         out = [f"{name} {spearman([-dm.total(p) for p, _ in evs], [a for _, a in evs]):.3f}" for name, dm in models.items()]
         print(f"{d.name} ({len(evs)} plans): " + ", ".join(out), flush=True)
 

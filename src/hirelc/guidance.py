@@ -23,6 +23,7 @@ storage model, the damage model and the Fisher pruning importance (seeds 001/002
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from hirelc.evaluate.calibrate import (fisher_importance, kernel_weights, measure_damage_model, measure_size_model,
-                                       pruning_damage)
-from hirelc.evaluate.channel_fisher import measure_channel_fisher
+from hirelc.evaluate.calibrate import fisher_importance, kernel_weights, measure_damage_model, measure_size_model
+from hirelc.evaluate.loss_probe import measure_losses
 from hirelc.evaluate.sensitivity import Sensitivity, fisher_sensitivity, kernels_from_specs
-from hirelc.methods.damage import DamageModel
+from hirelc.methods.damage import DamageModel, calibrated
 from hirelc.methods.sizing import SizeModel
 from hirelc.methods.space import SearchSpace, SpaceConfig
 from hirelc.methods.target import Target
@@ -74,16 +74,26 @@ def measure_guidance(model: nn.Module, data: Any, inventory: Any, space: SpaceCo
     if any(k < 1.0 for k in space.keep_ratios):
         guidance.importance = importance or None
     if target.bounds_size or method in SENSITIVITY_GUIDED:
-        guidance.damage = measure_damage(model, data, inventory, SearchSpace(tuple(specs), space), importance, seed)
+        guidance.damage = measure_damage(model, data, inventory, SearchSpace(tuple(specs), space),
+                                         guidance.sensitivity, guidance.importance, seed)
     return guidance
 
 
-def measure_damage(model: nn.Module, data: Any, inventory: Any, space: SearchSpace,
-                   importance: dict[str, torch.Tensor], seed: int = 0) -> DamageModel:
-    """The `DamageModel` of `space` on `model`, with per-sample Fisher on both sides:
-    quantization 1/2 sum F (Q(w) - w)^2 per kernel, and pruning the activation-Fisher cost
-    of removing the units that `importance` ranks lowest (the units pruning removes)."""
+def measure_damage(model: nn.Module, data: Any, inventory: Any, space: SearchSpace, sensitivity: Sensitivity,
+                   importance: Mapping[str, torch.Tensor] | None, seed: int = 0) -> DamageModel:
+    """The `DamageModel` of `space` on `model`, in measured loss increases: every pruning
+    keep and one quantizer per bitwidth measured on calibration batches
+    (`hirelc.evaluate.loss_probe`), the other quantizers of a kernel placed between those
+    anchors by their Fisher estimate 1/2 sum F (Q(w) - w)^2 (F per output row)."""
     specs = list(inventory)
-    cf = measure_channel_fisher(model, data, inventory, seed=seed)
-    return measure_damage_model(space, kernel_weights(model, specs), cf.trace, cf.row_saliency, seed=seed,
-                                pruning=pruning_damage(space, inventory.groups, cf, importance), fisher_diag=cf.diag)
+    weights = kernel_weights(model, specs)
+    rows = {n: _row_fisher(sensitivity.per_channel[n], w) for n, w in weights.items() if n in sensitivity.per_channel}
+    estimate = measure_damage_model(space, weights, fisher_diag=rows, seed=seed)
+    quant, prune = measure_losses(model, data, inventory, space, importance, seed=seed)
+    return calibrated(estimate, quant, prune)
+
+
+def _row_fisher(per_row: list[float], w: torch.Tensor) -> torch.Tensor:
+    """Each row's Fisher trace spread over its weights, in the weight's shape."""
+    f = torch.as_tensor(per_row, dtype=torch.float32) / max(w[0].numel(), 1)
+    return f.view(-1, *[1] * (w.dim() - 1)).expand(w.shape)

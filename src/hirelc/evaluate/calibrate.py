@@ -8,10 +8,11 @@ model is touched once, here, before the search:
   kept fp32) as fixed bytes + bytes per kept channel of each prunable group, measured with
   `storage_bytes_model` (the packed file's data section) at no pruning and with each group
   pruned alone. Linear in the kept units by construction of the format; checked here.
-- `measure_damage_model`: per kernel, the mean squared quantization error of its weight
-  under every (bits, format, granularity) of the space, times 1/2 trace of its Fisher
-  (seed 002: "Fisher Information-based sensitivity"), and the pruning saliency of removing
-  its least important units (see hirelc.methods.damage).
+- `measure_damage_model`: the Fisher estimate of the damage: per kernel, 1/2 sum F err^2 of
+  its weight's quantization error under every (bits, format, granularity) of the space
+  (seed 002: "Fisher Information-based sensitivity"), and the OBD saliency of removing its
+  least important units (see hirelc.methods.damage). On a model, the search steers by
+  `hirelc.guidance.measure_damage`, which puts these estimates on measured loss increases.
 - `fisher_importance`: per channel group, the Fisher (OBD) saliency of each unit summed over
   the group's producers: the pruning importance when a model and data are present.
 
@@ -36,9 +37,7 @@ import torch
 from torch import nn
 
 from hirelc import cost
-from hirelc.compress.prune import _top_per_segment, group_keep_count  # the order kept_indices uses
 from hirelc.compress.quantize import dequantize, quantize
-from hirelc.evaluate.channel_fisher import ChannelFisher
 from hirelc.inventory.spec import LayerSpec
 from hirelc.methods.damage import DamageModel, quant_key
 from hirelc.methods.sizing import SizeModel
@@ -100,22 +99,20 @@ def measure_damage_model(
     fisher_trace: Mapping[str, float] | None = None,
     unit_saliency: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
-    pruning: Mapping[str, Mapping[float, float]] | None = None,
     fisher_diag: Mapping[str, torch.Tensor] | None = None,
 ) -> DamageModel:
     """`DamageModel` over every config of `space` (see hirelc.methods.damage).
 
     weights: kernel -> weight (measured errors); missing -> a Gaussian stand-in of the
         kernel's shape and `weight_std` (model-free searches).
-    fisher_diag: kernel -> its per-sample diagonal Fisher F (the weight's shape): then
-        D_q = 1/2 sum F * (quantization error)^2 over the weight (OBD, no assumption that F
-        and the error are uncorrelated); measured on a model by `measure_channel_fisher`.
+    fisher_diag: kernel -> its diagonal Fisher F (the weight's shape, or e.g. each row's
+        Fisher spread over its weights): then D_q = 1/2 sum F * (quantization error)^2 over
+        the weight (no assumption that F and the error are uncorrelated across rows).
     fisher_trace: for kernels without `fisher_diag`: the trace of its diagonal Fisher, and
         D_q = 1/2 trace * mse; missing -> its parameter count (plain weight MSE).
-    pruning: kernel -> keep ratio -> pruning damage, measured on the model
-        (`pruning_damage`: activation Fisher); kernels missing from it fall back to the sum
-        of the smallest `unit_saliency` values over the units removed:
     unit_saliency: kernel -> 1/2 sum F w^2 of each output unit (OBD); missing -> 1/2 sum w^2.
+        Pruning damage = the sum over the units removed (the least salient). With a model,
+        `hirelc.guidance.measure_damage` replaces both tables by measured loss increases.
     """
     gen = torch.Generator().manual_seed(seed)
     quant: dict[str, dict] = {}
@@ -129,9 +126,6 @@ def measure_damage_model(
             f = torch.full_like(w, trace / w.numel())
         keys = {quant_key(c) for c in space.kernel_configs(s.name)}
         quant[s.name] = {k: _weighted_error(w, f, LayerConfig(k[0], 1.0, k[1], k[2], k[3])) for k in sorted(keys, key=str)}
-        if pruning is not None and s.name in pruning:
-            prune[s.name] = {float(r): float(pruning[s.name][r]) for r in space.keep_choices(s.name)}
-            continue
         saliency = (list(unit_saliency[s.name]) if unit_saliency and s.name in unit_saliency
                     else (0.5 * w.reshape(w.shape[0], -1).pow(2).sum(1)).tolist())
         prune[s.name] = _pruning_damage(s, saliency, space.keep_choices(s.name))
@@ -166,36 +160,6 @@ def _per_unit(rows: torch.Tensor, units: int, spec: LayerSpec) -> torch.Tensor:
     if spec.kind in ("attn_qkv", "mha_in_proj") and rows.numel() % (3 * units) == 0:
         return rows.reshape(3, units, -1).sum(dim=(0, 2))  # fused q/k/v rows: (chunk, head, head_dim)
     return rows.reshape(units, -1).sum(1)
-
-
-def pruning_damage(space: SearchSpace, groups: Mapping[str, Any], fisher: ChannelFisher,
-                   importance: Mapping[str, torch.Tensor]) -> dict[str, dict[float, float]]:
-    """kernel -> keep ratio -> expected loss increase of the removal that pruning performs.
-
-    For each keep choice r of a prunable kernel, the units its group drops at r (the same
-    count `group_keep_count` keeps, the least important by `importance`, per segment, as
-    `kept_indices` chooses them) are scored jointly by `fisher.removal_damage`. A group
-    shared by several kernels (residual-tied producers, depthwise members) is removed only
-    when all of them ask, so each member carries an equal share of the group's damage: the
-    shares add up to the group's damage when its members prune alike.
-    """
-    members: dict[str, list[str]] = {}
-    for s in space.layers:
-        gid = s.prune_group or s.name
-        if s.prunable and gid in fisher.gram and gid in importance:
-            members.setdefault(gid, []).append(s.name)
-    out: dict[str, dict[float, float]] = {}
-    for gid, names in members.items():
-        g = groups[gid]
-        for name in names:
-            table = {}
-            for r in space.keep_choices(name):
-                kept = _top_per_segment(importance[gid].float(), group_keep_count(g, [r]), g.segments)
-                removed = torch.ones(g.size, dtype=torch.bool)
-                removed[kept] = False
-                table[float(r)] = fisher.removal_damage(gid, removed.nonzero().reshape(-1)) / len(names)
-            out[name] = table
-    return out
 
 
 def fisher_importance(sensitivity: Any, groups: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -25,7 +25,8 @@ LeCun et al. 1990), a weight perturbation d costs about 1/2 sum_i F_i d_i^2. For
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,3 +75,59 @@ class DamageModel:
                  for k, rows in d["quant"].items()}
         prune = {k: {float(r): float(v) for r, v in rows} for k, rows in d["prune"].items()}
         return cls(quant, prune)
+
+
+def through_anchors(estimates: Mapping[Hashable, float], measured: Mapping[Hashable, float]) -> dict[Hashable, float]:
+    """Estimates mapped onto the measured scale: every key with a measured value (an anchor)
+    takes it; every other key is interpolated between the two anchors whose estimates bracket
+    its own, linearly in the measured value over log(estimate), and scaled in proportion to
+    the nearest anchor beyond the anchors' range. An estimate <= 0 stays 0. Without usable
+    anchors the estimates are returned as they are.
+
+    >>> est = {"2b": 1.0, "3b": 0.1, "2b-pow2": 0.5, "3b-pow2": 0.01}
+    >>> out = through_anchors(est, {"2b": 8.0, "3b": 2.0})
+    >>> out["2b"], out["3b"], round(out["2b-pow2"], 3), round(out["3b-pow2"], 3)
+    (8.0, 2.0, 6.194, 0.2)
+    """
+    points = sorted((estimates[k], m) for k, m in measured.items() if k in estimates and estimates[k] > 0)
+    if not points:
+        return dict(estimates)
+    out = {}
+    for key, e in estimates.items():
+        if key in measured:
+            out[key] = float(measured[key])
+        elif e <= 0:
+            out[key] = 0.0
+        else:
+            out[key] = _interpolate(points, e)
+    return out
+
+
+def _interpolate(points: list[tuple[float, float]], e: float) -> float:
+    if e <= points[0][0]:
+        return points[0][1] * e / points[0][0]
+    if e >= points[-1][0]:
+        return points[-1][1] * e / points[-1][0]
+    for (e0, m0), (e1, m1) in zip(points, points[1:]):
+        if e0 <= e <= e1:
+            t = 0.0 if e1 == e0 else (math.log(e) - math.log(e0)) / (math.log(e1) - math.log(e0))
+            return m0 + t * (m1 - m0)
+    raise AssertionError("unreachable: points are sorted and bracket e")
+
+
+def calibrated(estimate: DamageModel, quant: Mapping[str, Mapping[QuantKey, float]],
+               prune: Mapping[str, Mapping[float, float]]) -> DamageModel:
+    """`estimate` put on the measured scale: per kernel, its quantization table passed
+    `through_anchors` of the measured `quant` anchors (one config per bitwidth, say), and its
+    pruning table replaced by the measured `prune` table where one is given.
+
+    >>> est = DamageModel({"fc": {(2, "int_sym", "per_tensor", None): 0.002, (4, "int_sym", "per_tensor", None): 0.0001}},
+    ...                   {"fc": {1.0: 0.0, 0.5: 0.0003}})
+    >>> m = calibrated(est, {"fc": {(2, "int_sym", "per_tensor", None): 0.9}}, {"fc": {1.0: 0.0, 0.5: 1.5}})
+    >>> round(m.of("fc", LayerConfig(bits=4, granularity="per_tensor")), 3), m.prune["fc"][0.5]
+    (0.045, 1.5)
+    """
+    q = {n: through_anchors(table, quant.get(n, {})) for n, table in estimate.quant.items()}
+    p = {n: dict(prune[n]) if n in prune else dict(table) for n, table in estimate.prune.items()}
+    p |= {n: dict(t) for n, t in prune.items() if n not in p}
+    return DamageModel(q, p)
