@@ -1,19 +1,30 @@
 """`DamageModel`: the expected loss increase of giving a kernel a config (pure arithmetic).
 
 Used to steer, never to report: budget repair, the greedy (HAWQ-style) baseline and the
-HiReLC agents' priors rank choices by damage per byte saved.
+HiReLC agents' priors rank choices by damage per byte saved, so the quantization and the
+pruning terms must be in the same units (loss increase) and right in scale, not just in order.
 
-With the diagonal empirical Fisher F standing in for the Hessian (Optimal Brain Damage,
-LeCun et al. 1990), a weight perturbation d costs about 1/2 sum_i F_i d_i^2. For kernel k:
-
-- quantization (keep 1):   D_q(k, c) = 1/2 * trace(F_k) * mse_k(c)
-  where mse_k(c) is the mean squared quantization error of k's weight under config c
-  (measured by quantizing the weight: `hirelc.evaluate.calibrate.measure_damage_model`),
-  assuming F and the error are uncorrelated across weights;
-- pruning to keep r:       D_p(k, r) = the sum of the smallest per-unit saliencies
-  1/2 sum_rows F w^2 over the units removed (the rows that Fisher-importance pruning drops);
+For kernel k:
+- quantization (keep 1):   D_q(k, c);
+- pruning to keep r:       D_p(k, r), the cost of removing the units that pruning removes;
 - both:                    D(k, c) = r * D_q(k, c at keep 1) + D_p(k, r)
   (only the kept fraction of the weights is quantized).
+
+Estimates (`hirelc.evaluate.calibrate.measure_damage_model`; model-free searches use only
+these): with the diagonal Fisher F standing in for the Hessian (Optimal Brain Damage, LeCun
+et al. 1990), D_q = 1/2 sum F (Q(w) - w)^2 over the weight and D_p = the sum of 1/2 sum F w^2
+over the removed rows. On a well-fit model both are far below the real loss increase (its
+gradients are tiny; 2 bits or half a layer is no small perturbation), and removing channels
+also loses their biases and BatchNorm shifts, which OBD does not see. On cnn1d, even with the
+per-sample Fisher (and channel removal scored by the activation Fisher, which sees BatchNorm),
+the pruning estimates were 850-2,700x below the measured loss increase, the quantization ones
+450-950x: a knapsack over them over-prunes (benchmarks/RESULTS.md, "Damage model").
+
+So on a model (`hirelc.guidance.measure_damage`) the tables are `calibrated` to measured loss
+increases (`hirelc.evaluate.loss_probe`): D_p is measured for every keep (the evaluator's own
+removal), D_q for one quantizer per bitwidth, and every other quantizer of the kernel is placed
+between those anchors by its Fisher estimate (`through_anchors`): the Fisher ranks one kernel's
+quantizers well (Spearman 0.82-0.96 against measurement on cnn1d), not kernels against each other.
 
 >>> model = DamageModel(quant={"fc": {(4, "int_sym", "per_channel", None): 0.02,
 ...                                   (2, "int_sym", "per_channel", None): 0.5}},
