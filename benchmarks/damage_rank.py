@@ -1,7 +1,7 @@
 """How well does the damage model rank real accuracy? Spearman between -DamageModel.total(plan)
 and the measured validation accuracy (search fidelity) of enumerated / journaled cnn1d plans.
 
-    python benchmarks/damage_rank.py [--journals DIR ...]
+    python benchmarks/damage_rank.py [--journals DIR ...] [--greedy]
 
 Ground truth: benchmarks/landscapes/cnn1d_mnist1d_joint.json (512 plans, bits {2,4} x keep
 {1,.5}) and, if given, the journal.jsonl of earlier cnn1d joint runs (60 candidates each, full
@@ -165,6 +165,34 @@ def landscape(model, data, inventory) -> None:
               f"{spearman([-dmg[i] for i in feas], [accs[i] for i in feas]):.3f} ({len(feas)}) | {by_bits:.3f} | {by_keep:.3f} |")
 
 
+def greedy(model, data, inventory, seeds=(0, 1, 2)) -> None:
+    """The greedy baseline's plan (repair of the least-damage plan, fill) of the full joint
+    space at 16x under each damage model, evaluated at the search fidelity (20 fine-tune
+    steps, validation split) with fine-tune seeds `seeds`, without the evaluation cache."""
+    from hirelc.evaluate.calibrate import measure_size_model
+    from hirelc.evaluate.evaluator import Evaluator
+    from hirelc.evaluate.fidelity import Fidelity
+    from hirelc.methods.repair import repair, top_plan
+    from hirelc.methods.space import SearchSpace, SpaceConfig
+    from hirelc.methods.target import Target
+
+    sens = _sensitivity(model, data, inventory)
+    space = SpaceConfig()
+    sp = SearchSpace(tuple(inventory), space)
+    sizes = measure_size_model(model, inventory)
+    budget = Target(compression=16).max_bytes(sizes.fp32_bytes)
+    importance = _obd_importance(inventory.groups, sens.per_channel_saliency)
+    evaluators = [Evaluator(model, data, seed=s, batch_size=64, finetune_lr=3e-4, importance=importance) for s in seeds]
+    print(f"greedy at 16x ({budget:,} B), full joint space: validation accuracy at the search fidelity, "
+          f"fine-tune seeds {list(seeds)}")
+    for name, dm in _models(model, data, inventory, space, sens.raw_per_kernel, sens.per_channel_saliency, sens).items():
+        plan = repair(top_plan(sp, dm), sp, sizes, dm, budget, fill=True)
+        accs = [100 * ev.evaluate(plan, Fidelity.short(20), split="val").accuracy for ev in evaluators]
+        desc = "; ".join(f"{n} {c.bits}b keep {c.keep_ratio} {c.number_format} {c.granularity}"
+                         for n, c in plan.layers.items())
+        print(f"- {name}: {' / '.join(f'{a:.1f}' for a in accs)} % ({sizes.nbytes(plan):,} B): {desc}", flush=True)
+
+
 def journals(model, data, inventory, dirs: list[Path]) -> None:
     from hirelc.evaluate.sensitivity import Sensitivity
     from hirelc.methods.space import SpaceConfig
@@ -187,8 +215,11 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--journals", nargs="*", type=Path, default=[], help="run directories of cnn1d joint runs")
+    p.add_argument("--greedy", action="store_true", help="also evaluate each model's greedy plan at 16x")
     args = p.parse_args()
     sys.path.insert(0, str(HERE))
     setup = _setup()
     landscape(*setup)
     journals(*setup, args.journals)
+    if args.greedy:
+        greedy(*setup)
