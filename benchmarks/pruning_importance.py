@@ -4,8 +4,10 @@ fidelity (20 fine-tune steps; mean over fine-tune seeds) of the same plans prune
     python benchmarks/pruning_importance.py [--model cnn1d --data mnist1d] [--seeds 0 1 2]
 
 - l1: weight L1 norm of the rows; obd: 1/2 sum F w^2 of the rows (batch-gradient Fisher, the
-  importance before this change); activation: the activation Fisher of each channel
-  (`hirelc.evaluate.channel_fisher`, the importance now).
+  job's importance). An "activation" column (the activation Fisher of each channel: a mask on
+  the channel at its consumers' inputs, per-sample gradients) was measured with this script at
+  commit 7dcd60c, where `hirelc.evaluate.channel_fisher` existed; it ranked worse than obd and
+  was removed (benchmarks/RESULTS.md, "Damage model").
 
 Plans: at 8 bits (int_sym per channel), each prunable kernel alone at keep .5 and .25, all of
 them at .5 and at .25; and all at 4 bits with keep .5. No evaluation cache (every number is a
@@ -26,7 +28,6 @@ def main(model_name: str, data_name: str, seeds: list[int]) -> None:
     import torch
 
     from hirelc.data import load_dataset
-    from hirelc.evaluate.channel_fisher import measure_channel_fisher
     from hirelc.evaluate.evaluator import Evaluator
     from hirelc.evaluate.fidelity import Fidelity
     from hirelc.evaluate.sensitivity import fisher_sensitivity, kernels_from_specs
@@ -45,8 +46,7 @@ def main(model_name: str, data_name: str, seeds: list[int]) -> None:
     specs = list(inv)
     kernels, blocks = kernels_from_specs(specs)
     sens = fisher_sensitivity(model, data, kernels, blocks=blocks)
-    importances = {"l1": "l1", "obd": _obd_importance(inv.groups, sens.per_channel_saliency),
-                   "activation": measure_channel_fisher(model, data, inv).importance()}
+    importances = {"l1": "l1", "obd": _obd_importance(inv.groups, sens.per_channel_saliency)}
     prunable = [s.name for s in specs if s.prunable]
     base = {s.name: LayerConfig(8) for s in specs}
     plans = {f"{n}@{r}": Plan(base | {n: LayerConfig(8, keep_ratio=r)}) for n in prunable for r in (0.5, 0.25)}
