@@ -71,9 +71,8 @@ def measure_guidance(model: nn.Module, data: Any, inventory: Any, space: SpaceCo
         return guidance
     kernels, blocks = kernels_from_specs(specs)
     guidance.sensitivity = fisher_sensitivity(model, data, kernels, seed=seed, blocks=blocks, run_dir=run_dir)
-    importance = fisher_importance(guidance.sensitivity, inventory.groups)
     if any(k < 1.0 for k in space.keep_ratios):
-        guidance.importance = importance or None
+        guidance.importance = fisher_importance(guidance.sensitivity, inventory.groups) or None
     if target.bounds_size or method in SENSITIVITY_GUIDED:
         guidance.damage = measure_damage(model, data, inventory, SearchSpace(tuple(specs), space),
                                          guidance.sensitivity, guidance.importance, seed)
@@ -85,7 +84,20 @@ def measure_damage(model: nn.Module, data: Any, inventory: Any, space: SearchSpa
     """The `DamageModel` of `space` on `model`, in measured loss increases: every pruning
     keep and one quantizer per bitwidth measured on calibration batches
     (`hirelc.evaluate.loss_probe`), the other quantizers of a kernel placed between those
-    anchors by their Fisher estimate 1/2 sum F (Q(w) - w)^2 (F per output row)."""
+    anchors by their Fisher estimate 1/2 sum F (Q(w) - w)^2 (F per output row).
+
+    >>> from hirelc.data import load_dataset
+    >>> from hirelc.inventory import inspect
+    >>> data = load_dataset("digits", seed=0)
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    >>> inv = inspect(net, data.example_input(2))
+    >>> sens = fisher_sensitivity(net, data, kernels_from_specs(list(inv))[0], n_batches=2)
+    >>> space = SearchSpace(tuple(inv), SpaceConfig(bits=(2, 8), keep_ratios=(1.0, 0.5)))
+    >>> damage = measure_damage(net, data, inv, space, sens, importance=None)
+    >>> from hirelc.plan import LayerConfig
+    >>> damage.of("1", LayerConfig(bits=2, keep_ratio=0.5)) >= damage.of("1", LayerConfig(bits=8)) >= 0
+    True
+    """
     specs = list(inventory)
     weights = kernel_weights(model, specs)
     rows = {n: _row_fisher(sensitivity.per_channel[n], w) for n, w in weights.items() if n in sensitivity.per_channel}
