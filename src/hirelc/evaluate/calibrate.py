@@ -125,7 +125,8 @@ def measure_damage_model(
             trace = float(fisher_trace[s.name]) if fisher_trace and s.name in fisher_trace else float(w.numel())
             f = torch.full_like(w, trace / w.numel())
         keys = {quant_key(c) for c in space.kernel_configs(s.name)}
-        quant[s.name] = {k: _weighted_error(w, f, LayerConfig(k[0], 1.0, k[1], k[2], k[3])) for k in sorted(keys, key=str)}
+        quant[s.name] = {k: _weighted_error(w, f, LayerConfig(k[0], 1.0, k[1], k[2], k[3]))
+                         for k in sorted(keys, key=str)}
         saliency = (list(unit_saliency[s.name]) if unit_saliency and s.name in unit_saliency
                     else (0.5 * w.reshape(w.shape[0], -1).pow(2).sum(1)).tolist())
         prune[s.name] = _pruning_damage(s, saliency, space.keep_choices(s.name))

@@ -132,9 +132,9 @@ def calibrated(estimate: DamageModel, quant: Mapping[str, Mapping[QuantKey, floa
     `through_anchors` of the measured `quant` anchors (one config per bitwidth, say), and its
     pruning table replaced by the measured `prune` table where one is given.
 
-    >>> est = DamageModel({"fc": {(2, "int_sym", "per_tensor", None): 0.002, (4, "int_sym", "per_tensor", None): 0.0001}},
-    ...                   {"fc": {1.0: 0.0, 0.5: 0.0003}})
-    >>> m = calibrated(est, {"fc": {(2, "int_sym", "per_tensor", None): 0.9}}, {"fc": {1.0: 0.0, 0.5: 1.5}})
+    >>> k2, k4 = (2, "int_sym", "per_tensor", None), (4, "int_sym", "per_tensor", None)
+    >>> est = DamageModel({"fc": {k2: 0.002, k4: 0.0001}}, {"fc": {1.0: 0.0, 0.5: 0.0003}})
+    >>> m = calibrated(est, {"fc": {k2: 0.9}}, {"fc": {1.0: 0.0, 0.5: 1.5}})
     >>> round(m.of("fc", LayerConfig(bits=4, granularity="per_tensor")), 3), m.prune["fc"][0.5]
     (0.045, 1.5)
     """
