@@ -83,9 +83,7 @@ _CACHE: dict[str, tuple] = {}
 def _damage(name: str, layers, space):
     """The Fisher damage model a job on this model would use (weights + Fisher of the cached
     fp32 baseline), for the landscape's space."""
-    from hirelc.evaluate.calibrate import kernel_weights, measure_damage_model
     from hirelc.guidance import measure_guidance
-    from hirelc.methods.space import SearchSpace
     from hirelc.methods.target import Target
     from hirelc.pipeline import JobConfig, load_baseline
     from hirelc.data import load_dataset
@@ -96,10 +94,8 @@ def _damage(name: str, layers, space):
     data = load_dataset(data_name, seed=0)
     model, _ = load_baseline(config, data, progress=False)
     inventory = inspect(model, data.example_input())
-    guidance = measure_guidance(model, data, inventory, space, Target(compression=2), "greedy")
-    s = guidance.sensitivity
-    return measure_damage_model(SearchSpace(layers, space), kernel_weights(model, list(inventory)),
-                                s.raw_per_kernel, s.per_channel_saliency)
+    assert [s.name for s in inventory] == [s.name for s in layers], "the landscape's model changed"
+    return measure_guidance(model, data, inventory, space, Target(compression=2), "greedy").damage
 
 
 def _landscape(name: str) -> tuple:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from hirelc.compress.quantize import dequantize, quantize
 from hirelc.evaluate.calibrate import fisher_importance, kernel_weights, measure_damage_model, measure_size_model
 from hirelc.evaluate.sensitivity import fisher_sensitivity, kernels_from_specs
 from hirelc.export.packed import export_packed, read_layout, storage_bytes_model
@@ -61,3 +62,18 @@ def test_fisher_importance_has_one_score_per_unit_of_every_prunable_group():
         assert scores.shape == (prunable[gid].size,) and bool((scores >= 0).all())
     expected = torch.as_tensor(sens.per_channel_saliency["1"], dtype=torch.float32)
     assert torch.allclose(importance["1"], expected)
+
+
+def test_a_diagonal_fisher_weights_each_weights_quantization_error():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    specs = list(inspect(model, torch.randn(2, 8)))
+    space = SearchSpace(tuple(specs), SpaceConfig(bits=(2,), formats=("int_sym",), granularities=("per_tensor",)))
+    w = kernel_weights(model, specs)["0"]
+    f = torch.zeros_like(w)
+    f[1] = 3.0  # all the Fisher on row 1
+    key = (2, "int_sym", "per_tensor", None)
+    diag = measure_damage_model(space, {"0": w}, fisher_diag={"0": f}).quant["0"][key]
+    err2 = (dequantize(quantize(w, LayerConfig(2, granularity="per_tensor"))) - w).pow(2)
+    assert diag == pytest.approx(float(0.5 * 3.0 * err2[1].sum()), rel=1e-5)
+    trace = measure_damage_model(space, {"0": w}, fisher_trace={"0": float(f.sum())}).quant["0"][key]
+    assert trace == pytest.approx(float(0.5 * f.sum() * err2.mean()), rel=1e-5)  # the trace route spreads it

@@ -8,10 +8,11 @@ model is touched once, here, before the search:
   kept fp32) as fixed bytes + bytes per kept channel of each prunable group, measured with
   `storage_bytes_model` (the packed file's data section) at no pruning and with each group
   pruned alone. Linear in the kept units by construction of the format; checked here.
-- `measure_damage_model`: per kernel, the mean squared quantization error of its weight
-  under every (bits, format, granularity) of the space, times 1/2 trace of its Fisher
-  (seed 002: "Fisher Information-based sensitivity"), and the pruning saliency of removing
-  its least important units (see hirelc.methods.damage).
+- `measure_damage_model`: the Fisher estimate of the damage: per kernel, 1/2 sum F err^2 of
+  its weight's quantization error under every (bits, format, granularity) of the space
+  (seed 002: "Fisher Information-based sensitivity"), and the OBD saliency of removing its
+  least important units (see hirelc.methods.damage). On a model, the search steers by
+  `hirelc.guidance.measure_damage`, which puts these estimates on measured loss increases.
 - `fisher_importance`: per channel group, the Fisher (OBD) saliency of each unit summed over
   the group's producers: the pruning importance when a model and data are present.
 
@@ -98,23 +99,34 @@ def measure_damage_model(
     fisher_trace: Mapping[str, float] | None = None,
     unit_saliency: Mapping[str, Sequence[float]] | None = None,
     seed: int = 0,
+    fisher_diag: Mapping[str, torch.Tensor] | None = None,
 ) -> DamageModel:
     """`DamageModel` over every config of `space` (see hirelc.methods.damage).
 
     weights: kernel -> weight (measured errors); missing -> a Gaussian stand-in of the
         kernel's shape and `weight_std` (model-free searches).
-    fisher_trace: kernel -> trace of its diagonal Fisher; missing -> its parameter count
-        (a Fisher of 1 per weight: plain weight MSE).
-    unit_saliency: kernel -> 1/2 sum F w^2 of each output unit; missing -> 1/2 sum w^2.
+    fisher_diag: kernel -> its diagonal Fisher F (the weight's shape, or e.g. each row's
+        Fisher spread over its weights): then D_q = 1/2 sum F * (quantization error)^2 over
+        the weight (no assumption that F and the error are uncorrelated across rows).
+    fisher_trace: for kernels without `fisher_diag`: the trace of its diagonal Fisher, and
+        D_q = 1/2 trace * mse; missing -> its parameter count (plain weight MSE).
+    unit_saliency: kernel -> 1/2 sum F w^2 of each output unit (OBD); missing -> 1/2 sum w^2.
+        Pruning damage = the sum over the units removed (the least salient). With a model,
+        `hirelc.guidance.measure_damage` replaces both tables by measured loss increases.
     """
     gen = torch.Generator().manual_seed(seed)
     quant: dict[str, dict] = {}
     prune: dict[str, dict[float, float]] = {}
     for s in space.layers:
         w = weights[s.name] if weights and s.name in weights else _stand_in(s, gen)
-        trace = float(fisher_trace[s.name]) if fisher_trace and s.name in fisher_trace else float(w.numel())
+        if fisher_diag and s.name in fisher_diag:
+            f = fisher_diag[s.name].float().reshape(w.shape)
+        else:  # the trace spread evenly over the weights: 1/2 sum F err^2 = 1/2 trace mse
+            trace = float(fisher_trace[s.name]) if fisher_trace and s.name in fisher_trace else float(w.numel())
+            f = torch.full_like(w, trace / w.numel())
         keys = {quant_key(c) for c in space.kernel_configs(s.name)}
-        quant[s.name] = {k: 0.5 * trace * _mse(w, LayerConfig(k[0], 1.0, k[1], k[2], k[3])) for k in sorted(keys, key=str)}
+        quant[s.name] = {k: _weighted_error(w, f, LayerConfig(k[0], 1.0, k[1], k[2], k[3]))
+                         for k in sorted(keys, key=str)}
         saliency = (list(unit_saliency[s.name]) if unit_saliency and s.name in unit_saliency
                     else (0.5 * w.reshape(w.shape[0], -1).pow(2).sum(1)).tolist())
         prune[s.name] = _pruning_damage(s, saliency, space.keep_choices(s.name))
@@ -128,9 +140,11 @@ def _stand_in(spec: LayerSpec, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(rows, cols, generator=gen) * std
 
 
-def _mse(w: torch.Tensor, cfg: LayerConfig) -> float:
-    """Mean squared quantization error of w under cfg."""
-    return float((dequantize(quantize(w, cfg)).reshape(w.shape) - w).pow(2).mean())
+def _weighted_error(w: torch.Tensor, fisher: torch.Tensor, cfg: LayerConfig) -> float:
+    """1/2 sum F (Q(w) - w)^2 under cfg; a stand-in weight (fewer columns than the kernel)
+    is scaled up to the kernel's Fisher total."""
+    err2 = (dequantize(quantize(w, cfg)).reshape(w.shape) - w).pow(2)
+    return float(0.5 * (fisher * err2).sum())
 
 
 def _pruning_damage(spec: LayerSpec, row_saliency: Sequence[float], keeps: Sequence[float]) -> dict[float, float]:
