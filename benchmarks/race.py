@@ -5,7 +5,7 @@ landscapes (complete tables plan -> validation accuracy at the search fidelity).
     python benchmarks/race.py summarize
 
 Each run is `hirelc.methods.search(layers, evaluate=<table lookup>, ...)` with the job's
-size model, Fisher damage model and a size target, so every method sees exactly what it
+size model, damage model and a size target, so every method sees exactly what it
 would see in a job, and a "real evaluation" costs a lookup. Per landscape:
 
 - optimum: the highest accuracy among the plans that meet the target (scanned exactly);
@@ -81,8 +81,8 @@ _CACHE: dict[str, tuple] = {}
 
 
 def _damage(name: str, layers, space):
-    """The Fisher damage model a job on this model would use (weights + Fisher of the cached
-    fp32 baseline), for the landscape's space."""
+    """The damage model a job on this model would use (measured on the cached fp32 baseline:
+    `hirelc.guidance.measure_damage`), for the landscape's space."""
     from hirelc.guidance import measure_guidance
     from hirelc.methods.target import Target
     from hirelc.pipeline import JobConfig, load_baseline
