@@ -3,6 +3,7 @@ landscapes (complete tables plan -> validation accuracy at the search fidelity).
 
     python benchmarks/race.py run [--landscapes cnn1d_bits cnn1d_joint] [--methods ...] [--seeds 15]
     python benchmarks/race.py summarize
+    python benchmarks/race.py random-exact   # random search's distribution, computed, not run
 
 Each run is `hirelc.methods.search(layers, evaluate=<table lookup>, ...)` with the job's
 size model, damage model and a size target, so every method sees exactly what it
@@ -149,6 +150,44 @@ def run(landscapes: list[str], methods: list[str], seeds: int, budget: int, work
             print(result, flush=True)
 
 
+def random_distribution(name: str, budget: int = BUDGET, orders: int = 200_000, seed: int = 0) -> dict:
+    """Random search's distribution of evaluations to a near-optimal plan, without running it:
+    `RandomSearch` proposes the space's plans in a uniformly random order without repeats,
+    each repaired onto the target; a candidate already evaluated is a free repeat. So with
+    every plan of the space mapped through the repair once, the count for one order is the
+    number of distinct candidates up to the first near-optimal one; `orders` random orders give
+    the distribution (a Monte Carlo estimate of the exact one; no evaluation is made)."""
+    import numpy as np
+
+    from hirelc.methods.problem import SearchProblem
+    from hirelc.methods.space import SearchSpace
+
+    layers, evaluate, space, sizes, target, ref, optimum, damage, _ = _landscape(name)
+    problem = SearchProblem(layers, reference_accuracy=ref, space=SearchSpace(layers, space), target=target,
+                            sizes=sizes, damage=damage)
+    ids: dict[str, int] = {}
+    cand, near = [], []
+    for plan in problem.space.enumerate():
+        c = problem.candidate(plan)
+        key = c.content_hash()
+        if key not in ids:
+            ids[key] = len(ids)
+            near.append(evaluate(c) >= 0.99 * optimum)
+        cand.append(ids[key])
+    cand, near = np.array(cand), np.array(near)
+    rng = np.random.default_rng(seed)
+    counts = np.empty(orders, dtype=int)
+    for i in range(orders):
+        seq = cand[rng.permutation(len(cand))]
+        first_near = int(np.argmax(near[seq]))  # some candidate is near-optimal: the optimum's own plan
+        counts[i] = len(np.unique(seq[: first_near + 1]))
+    capped = np.minimum(counts, budget + 1)
+    q1, med, q3 = np.percentile(capped, [25, 50, 75])
+    return {"landscape": name, "plans": len(cand), "candidates": len(ids), "near_optimal_candidates": int(near.sum()),
+            "median": float(med), "q1": float(q1), "q3": float(q3), "p_hit": float((counts <= budget).mean()),
+            "orders": orders}
+
+
 def summarize() -> None:
     rows = [json.loads(x) for x in (OUT / "runs.jsonl").read_text().splitlines() if x]
     for name in LANDSCAPES:
@@ -175,7 +214,7 @@ def summarize() -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("run", "summarize"))
+    p.add_argument("what", choices=("run", "summarize", "random-exact"))
     p.add_argument("--landscapes", nargs="+", default=list(LANDSCAPES), choices=list(LANDSCAPES))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--seeds", type=int, default=15)
@@ -185,7 +224,10 @@ if __name__ == "__main__":
                    help="a method option for every run (e.g. lla_steps=512 for hirelc); the rows are labelled with it")
     a = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if a.what == "run":
+    if a.what == "random-exact":
+        for name in a.landscapes:
+            print(random_distribution(name, a.budget))
+    elif a.what == "run":
         from hirelc.cli.common import method_options
 
         run(a.landscapes, a.methods, a.seeds, a.budget, a.workers, tuple(sorted(method_options(a.option).items())))
