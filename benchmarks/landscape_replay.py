@@ -2,6 +2,7 @@
 
     python benchmarks/landscape_replay.py run --landscape cnn1d_mnist1d_bits --methods releq random --seeds 15 --workers 2
     python benchmarks/landscape_replay.py summarize --landscape cnn1d_mnist1d_bits
+    (a method with options: "releq:reward=ratio,action_space=restricted")
 
 As benchmarks/releq_tabular.py does for the releq_lenet enumerations: every method runs
 through the model-free API, `hirelc.search(layers, evaluate=<table lookup>, ...)`, with its
@@ -43,11 +44,14 @@ def one_run(ls: Landscape, method: str, seed: int, budget: int = BUDGET) -> dict
 
     from hirelc.methods import search
 
+    from hirelc.cli.common import method_options
+
     torch.set_num_threads(1)
     near = ls.near_best(WITHIN)
     start = time.perf_counter()
-    result = search(ls.layers, ls.evaluate, method=method, bits=ls.bits, reference_accuracy=ls.reference_accuracy,
-                    max_evaluations=budget, seed=seed)
+    name, _, options = method.partition(":")  # e.g. "releq:reward=ratio,action_space=restricted"
+    result = search(ls.layers, ls.evaluate, method=name, bits=ls.bits, reference_accuracy=ls.reference_accuracy,
+                    max_evaluations=budget, seed=seed, **method_options(options.split(",") if options else []))
     seconds = time.perf_counter() - start
     first = next((ev.index + 1 for ev in result.history if tuple(ev.plan.bits()) in near), None)
     bits = result.plan.bits()
