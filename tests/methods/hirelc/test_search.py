@@ -164,3 +164,14 @@ def test_an_accuracy_target_walks_the_size_budget_and_returns_the_smallest_plan_
     ladder = out.options["hirelc"]["budget_ladder_bytes"]
     assert ladder[0] == sizes.fp32_bytes // 8
     assert max(ladder) > ladder[0] and ladder[-1] < max(ladder)  # loosened until within the drop, then tightened
+
+
+def test_a_small_space_is_explored_to_the_end_without_error():
+    tiny = SpaceConfig(bits=(2, 8), keep_ratios=(1.0,), formats=("int_sym",), granularities=("per_channel",))
+    target = Target(compression=3)
+    out = search(list(LAYERS), accuracy, method="hirelc", space=tiny, target=target, reference_accuracy=0.95,
+                 max_evaluations=40, seed=0, **TINY)
+    sizes, budget = SizeModel(LAYERS), target.max_bytes(SizeModel(LAYERS).fp32_bytes)
+    feasible = [p for p in SearchSpace(LAYERS, tiny).enumerate() if sizes.nbytes(p) <= budget]
+    assert len(feasible) < 40  # the budget outlasts the space
+    assert sorted(ev.plan_hash for ev in out.history) == sorted(p.content_hash() for p in feasible)

@@ -259,6 +259,8 @@ class HiReLCSearch(Proposer):
         under "top_spread") the top predicted plans plus an exploration share, by spread or,
         without one, at random."""
         n = min(self.config.evals_per_cycle, len(pool))
+        if n == 0:  # every candidate of a small space is evaluated
+            return []
         if self.use_surrogate and self.config.acquisition == "thompson":
             x = np.stack([self._features(p) for p in pool])
             return [pool[i] for i in thompson_picks(self.surrogate.member_predictions(x), n, self.rng)]
