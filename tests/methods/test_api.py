@@ -116,3 +116,15 @@ def test_search_converges_early_on_a_trivial_problem():
     assert result.stop_reason == "converged" and result.converged_at == len(result.episodes) - 1
     assert result.plan.bits() == [2, 2] and result.episodes[-1].bits == [2, 2]
     assert result.n_evaluations <= 5  # (8,8) + at most the 4 plans of {2, 8}^2
+
+
+def test_tpe_without_optuna_fails_before_any_work_naming_the_install(monkeypatch):
+    import importlib.util
+
+    from hirelc.methods.api import method_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a))
+    with pytest.raises(ValueError, match=r"needs optuna: pip install optuna \(or hirelc\[tpe\]\)"):
+        method_config("tpe")
+    method_config("random")  # other methods do not need it

@@ -18,6 +18,8 @@ first valid format at that bit-width. Optuna is an optional extra: `pip install 
 
 from __future__ import annotations
 
+import importlib.util
+
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +29,9 @@ from hirelc.methods.ledger import Evaluation
 from hirelc.methods.problem import SearchProblem
 from hirelc.methods.space import parse_granularity
 from hirelc.plan import LayerConfig, Plan
+
+
+MISSING_OPTUNA = "method 'tpe' needs optuna: pip install optuna (or hirelc[tpe])"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class TPEConfig:
 
     @classmethod
     def from_options(cls, **options: Any) -> "TPEConfig":
+        if importlib.util.find_spec("optuna") is None:  # before any work, not after baseline training
+            raise ValueError(MISSING_OPTUNA)
         unknown = set(options) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown tpe option(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
@@ -64,7 +71,7 @@ class TPESearch(Proposer):
         try:
             import optuna
         except ImportError:
-            raise ImportError("method 'tpe' needs optuna: pip install optuna (or hirelc[tpe])") from None
+            raise ImportError(MISSING_OPTUNA) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.config = config or TPEConfig()
         self.problem = problem
