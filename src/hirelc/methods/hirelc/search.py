@@ -128,10 +128,15 @@ class HiReLCSearch(Proposer):
 
     def predict(self, plans: list[Plan]) -> tuple[np.ndarray, np.ndarray]:
         """(predicted score, uncertainty) of each plan: surrogate, or proxy in cold start."""
+        preds = self._member_predictions(plans)
+        return preds.mean(0), preds.std(0)
+
+    def _member_predictions(self, plans: list[Plan]) -> np.ndarray:
+        """(members, plans): each surrogate member's prediction, or in cold start one row of
+        proxy scores (no spread)."""
         if not self.use_surrogate:
-            return np.array([self.proxy.score(p) for p in plans]), np.zeros(len(plans))
-        x = np.stack([self.featurize(p, self.proxy.estimate(p)) for p in plans])
-        return self.surrogate.predict(x)
+            return np.array([[self.proxy.score(p) for p in plans]])
+        return self.surrogate.member_predictions(np.stack([self._features(p) for p in plans]))
 
     def _cheap(self, plan: Plan) -> float:
         key = plan.content_hash()
@@ -167,11 +172,12 @@ class HiReLCSearch(Proposer):
         start, proxy_before = time.perf_counter(), self.proxy.seconds
         pool = self._pool()
         self._measure_proxies(pool, record)
-        mean, std = self.predict(pool) if pool else (np.zeros(0), np.zeros(0))
+        preds = self._member_predictions(pool) if pool else np.zeros((1, 0))
         if self.config.fill_slack and pool:
-            pool = self._with_filled(pool, mean)
-            mean, std = self.predict(pool)
-        self.queue = self._acquire(pool, mean, std)
+            pool = self._with_filled(pool, preds.mean(0))
+            preds = self._member_predictions(pool)
+        mean = preds.mean(0)
+        self.queue = self._acquire(pool, preds)
         if not self.cycles and self.alloc.greedy in pool:  # Fisher is the prior: evaluate its plan first
             self.queue = [self.alloc.greedy] + [p for p in self.queue if p != self.alloc.greedy][: len(self.queue) - 1]
         self.timing["pool"] += time.perf_counter() - start - (self.proxy.seconds - proxy_before)
@@ -254,16 +260,16 @@ class HiReLCSearch(Proposer):
         self.proxy.calibrate()
         record["proxy"] = {"measured": len(picks), "estimate_rho": spearman(estimates, measured)}
 
-    def _acquire(self, pool: list[Plan], mean: np.ndarray, std: np.ndarray) -> list[Plan]:
+    def _acquire(self, pool: list[Plan], preds: np.ndarray) -> list[Plan]:
         """Thompson sampling over the ensemble once the surrogate exists; before that (and
         under "top_spread") the top predicted plans plus an exploration share, by spread or,
-        without one, at random."""
+        without one, at random. preds: `_member_predictions(pool)`."""
         n = min(self.config.evals_per_cycle, len(pool))
         if n == 0:  # every candidate of a small space is evaluated
             return []
         if self.use_surrogate and self.config.acquisition == "thompson":
-            x = np.stack([self._features(p) for p in pool])
-            return [pool[i] for i in thompson_picks(self.surrogate.member_predictions(x), n, self.rng)]
+            return [pool[i] for i in thompson_picks(preds, n, self.rng)]
+        mean, std = preds.mean(0), preds.std(0)
         n_explore = int(round(self.config.uncertain_share * n))
         order = list(np.argsort(-mean, kind="stable"))
         chosen = order[: n - n_explore]
