@@ -55,14 +55,11 @@ def test_thompson_with_agreeing_members_takes_the_top_predictions():
     assert sorted(thompson_picks(preds, 9, np.random.default_rng(0))) == [0, 1, 2, 3]  # at most the pool
 
 
-def test_distinct_new_skips_seen_and_repeated_plans_and_respects_the_limit():
+def test_distinct_new_skips_seen_and_repeated_plans():
     a, b, c = (Plan.from_bits(["x"], [bits]) for bits in (2, 4, 8))
     into: dict = {}
     distinct_new([a, b, b, c], {a.content_hash()}, into)
     assert list(into.values()) == [b, c]
-    limited: dict = {}
-    distinct_new([a, b, c], set(), limited, limit=2)
-    assert len(limited) == 2
 
 
 @pytest.fixture(scope="module")

@@ -70,12 +70,9 @@ def thompson_picks(member_preds: np.ndarray, n: int, rng: np.random.Generator) -
     return picked
 
 
-def distinct_new(plans: Iterable[Plan], seen: set[str], into: dict[str, Plan], limit: int | None = None) -> None:
-    """Add to `into` (hash -> plan) the plans not in `seen` and not there yet, up to `limit`
-    entries in total."""
+def distinct_new(plans: Iterable[Plan], seen: set[str], into: dict[str, Plan]) -> None:
+    """Add to `into` (hash -> plan) the plans not in `seen` and not there yet."""
     for plan in plans:
-        if limit is not None and len(into) >= limit:
-            return
         key = plan.content_hash()
         if key not in seen:
             into.setdefault(key, plan)
