@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from hirelc.cli import main
 from hirelc.pipeline import JobConfig
@@ -128,3 +129,23 @@ def test_result_json_splits_evaluations_by_origin_for_serial_and_process_executo
     assert [serial[k] for k in counts] == [3, 3, 0, 0]  # a fresh cache: everything computed
     assert [process[k] for k in counts] == [3, 0, 3, 0]  # the workers were served by the serial run's cache
     assert "3 = 3 new + 0 served" in " ".join(out.split()) and "3 = 0 new + 3 served" in " ".join(out.split())
+
+
+def test_a_worker_uses_the_jobs_evaluation_cache_not_its_own_environments(tmp_path, monkeypatch):
+    """A Ray worker's environment is the cluster's: its HIRELC_CACHE_DIR may name another
+    cache, which would serve it evaluations the job never counted as new."""
+    from hirelc.data import load_dataset
+    from hirelc.plan import Plan
+    from hirelc.workers import JobEvaluatorRecipe, module_bytes
+    from hirelc.zoo import create_model
+
+    config = JobConfig(method="random", model="lenet5", data="digits", search_steps=1)
+    data = load_dataset("digits", seed=config.split_seed)
+    model = create_model("lenet5", image_size=data.example_input().shape[-1])
+    job_cache = tmp_path / "job" / "evaluations"
+    recipe = JobEvaluatorRecipe(config.to_dict(), module_bytes(model), data=data, evaluations_cache=str(job_cache))
+    monkeypatch.setenv("HIRELC_CACHE_DIR", str(tmp_path / "worker"))  # the worker's own environment
+    evaluate = recipe()
+    names = [name for name, _ in model.named_modules() if isinstance(_, (torch.nn.Conv2d, torch.nn.Linear))]
+    evaluate(Plan.from_bits(names, [8] * len(names)))
+    assert list(job_cache.rglob("*.json")) and not list((tmp_path / "worker").rglob("*.json"))

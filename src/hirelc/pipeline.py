@@ -170,10 +170,14 @@ def prepare(
     return Prepared(data, model, info, inventory, evaluator, guidance)
 
 
-def job_evaluator(config: JobConfig, model: nn.Module, data: Any, importance: Any) -> Evaluator:
-    """The job's evaluator (also rebuilt by each parallel worker, `hirelc.workers`)."""
+def job_evaluator(config: JobConfig, model: nn.Module, data: Any, importance: Any,
+                  evaluations_cache: Path | None = None) -> Evaluator:
+    """The job's evaluator (also rebuilt by each parallel worker, `hirelc.workers`, which
+    passes the job's `evaluations_cache`: a Ray worker's environment is the cluster's, not
+    the job's, so its own HIRELC_CACHE_DIR may name another cache)."""
     return Evaluator(model, data, seed=config.seed, device=config.device, batch_size=config.finetune_batch_size,
-                     finetune_lr=config.finetune_lr, cache_dir=cache_dir() / "evaluations", importance=importance)
+                     finetune_lr=config.finetune_lr, cache_dir=evaluations_cache or cache_dir() / "evaluations",
+                     importance=importance)
 
 
 def _prepare_or_discard(run: RunDir, config: JobConfig, progress: bool, log: Log, **objects: Any) -> Prepared:

@@ -29,6 +29,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hirelc.methods.executors import EXECUTORS, Executor, SerialExecutor, make_executor
@@ -78,12 +79,14 @@ class JobEvaluatorRecipe:
 
     config: `JobConfig.to_dict()`; model: the fp32 module as `torch.save` bytes;
     importance: the Fisher pruning importance the job measured (or None); data: a user's
-    data object (None: `load_dataset` from the config on the worker)."""
+    data object (None: `load_dataset` from the config on the worker); evaluations_cache:
+    the job's evaluation cache folder (None: the worker's own `cache_dir()`)."""
 
     config: dict[str, Any]
     model: bytes
     importance: dict[str, Any] | None = None
     data: Any = None
+    evaluations_cache: str | None = None
 
     def __call__(self) -> Callable[[Plan], dict[str, Any]]:
         import torch
@@ -96,7 +99,8 @@ class JobEvaluatorRecipe:
         if data is None:
             data = load_dataset(config.data, seed=config.split_seed, root=config.data_root)
         model = torch.load(io.BytesIO(self.model), weights_only=False).eval()
-        return _val_evaluate_fn(job_evaluator(config, model, data, self.importance), config.search_fidelity)
+        cache = Path(self.evaluations_cache) if self.evaluations_cache else None
+        return _val_evaluate_fn(job_evaluator(config, model, data, self.importance, cache), config.search_fidelity)
 
 
 def module_bytes(model: Any) -> bytes:
@@ -121,7 +125,8 @@ def job_executor(config: Any, prep: Any, tick: Callable[[float, bool], None],
     if config.executor == "serial":
         yield SerialExecutor(_val_evaluate_fn(prep.evaluator, config.search_fidelity, tick), config.workers)
         return
-    recipe = JobEvaluatorRecipe(config.to_dict(), module_bytes(prep.model), prep.guidance.importance, user_data)
+    recipe = JobEvaluatorRecipe(config.to_dict(), module_bytes(prep.model), prep.guidance.importance, user_data,
+                                str(prep.evaluator.cache_dir) if prep.evaluator.cache_dir else None)
     with make_executor(config.executor, factory=recipe, workers=config.workers, ray_address=config.ray_address,
                        tick=lambda result: tick(result["accuracy"], result.get(SERVED_FROM_CACHE, False))) as executor:
         yield executor
