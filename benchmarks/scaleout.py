@@ -64,7 +64,7 @@ def run_search(model: str, executor: str, workers: int, driver_threads: int, arg
     arrivals: list[float] = []
     start = time.perf_counter()
     cpu = time.process_time()
-    with job_executor(config, prep, lambda _acc: arrivals.append(time.perf_counter())) as ex:
+    with job_executor(config, prep, lambda _acc, _cached: arrivals.append(time.perf_counter())) as ex:
         found = search(list(prep.inventory), ex, method="random", bits=config.bits, reference_accuracy=reference,
                        max_evaluations=args.budget, seed=args.seed, space=config.space_config, target=config.target,
                        sizes=prep.guidance.sizes, damage=prep.guidance.damage)
@@ -107,7 +107,7 @@ def cmd_pareto(args: argparse.Namespace) -> None:
         problem = SearchProblem(tuple(prep.inventory), config.bits, prep.evaluator.fp32_accuracy("val"))
         configurations = list(itertools.product(problem.bits, repeat=len(problem.layers)))[: args.plans]
         start = time.perf_counter()
-        with job_executor(config, prep, lambda _acc: None) as ex:
+        with job_executor(config, prep, lambda _acc, _cached: None) as ex:
             ledger = EvaluationLedger(ex, len(configurations))
             for i in range(0, len(configurations), ledger.batch_size):
                 ledger.evaluate_many([problem.plan(b) for b in configurations[i: i + ledger.batch_size]])
