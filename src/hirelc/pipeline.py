@@ -37,6 +37,7 @@ from hirelc.progress import Progress
 from hirelc.threads import thread_settings
 from hirelc.result_file import COMPRESSION_DEFINITION, RESULT_VERSION, Result
 from hirelc.rundir import RunDir
+from hirelc.finalists import keep_among_finalists
 from hirelc.guidance import Guidance, measure_guidance
 from hirelc.methods.api import method_config, method_spec, search
 from hirelc.methods.ledger import SERVED_FROM_CACHE
@@ -59,6 +60,8 @@ class JobConfig:
     search_steps: fine-tune steps per real evaluation during the search (seed 000 fine-tunes
     each candidate briefly; 0 = no fine-tune), with batches of finetune_batch_size.
     final_epochs: the final fine-tune.
+    finalists: how many of the search's best plans get a final-length fine-tune on validation
+        data before one is kept (`hirelc.finalists`); 1 = the search's choice, as before.
     finetune_lr: Adam learning rate of both fine-tunes (see `Evaluator` for why 3e-4).
     """
 
@@ -73,6 +76,7 @@ class JobConfig:
     search_steps: int = 20
     finetune_batch_size: int = 64
     final_epochs: int = 4
+    finalists: int = 1
     finetune_lr: float = DEFAULT_FINETUNE_LR
     train_epochs: int | None = None  # None: the model's registered recipe
     device: str = "cpu"
@@ -91,7 +95,7 @@ class JobConfig:
         self.target  # noqa: B018 -- validates the target fields
         self.workers = resolve_workers(self.method, self.executor, self.workers, self.ray_address)
         method_spec(self.method).check(self.space_config, self.target)
-        for name in ("max_evaluations", "final_epochs"):
+        for name in ("max_evaluations", "final_epochs", "finalists"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.search_steps < 0:
@@ -121,8 +125,8 @@ class JobConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self) | {"bits": list(self.bits)}
-        for key, default in (("executor", "serial"), ("workers", 1), ("ray_address", None)):
-            if d[key] == default:  # a serial run's config.json stays as before (older runs resume)
+        for key, default in (("executor", "serial"), ("workers", 1), ("ray_address", None), ("finalists", 1)):
+            if d[key] == default:  # a default run's config.json stays as before (older runs resume)
                 del d[key]
         return d
 
@@ -235,8 +239,15 @@ def run_job(
             space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage,
             proxy=logit_mse_proxy(prep.evaluator), **config.options,
         )
-    result = finalize(prep, found.plan, config, run, progress=progress)
-    result.update(_search_summary(found, config, reference))
+    plan, val_accuracy, finalists = keep_among_finalists(prep.evaluator, found, config, progress, log)
+    result = finalize(prep, plan, config, run, progress=progress)
+    result.update(_search_summary(found, config, reference) | finalists)
+    result["val/accuracy"] = val_accuracy
+    if plan != found.plan:
+        result["search/notes"].append(f"kept finalist {result['search/finalist_chosen_rank']} of "
+                                      f"{len(finalists['search/finalists'])}, not the search's best plan: the "
+                                      f"selection rule prefers it on validation data after {config.final_epochs} "
+                                      "epochs of fine-tuning")
     result["run/wall_seconds"] = round(time.perf_counter() - start, 2)
     # Fine-tune results depend on float reduction order, hence on the thread count: record it
     # (and the OpenMP wait policy, which decides the CPU cost on a busy machine).

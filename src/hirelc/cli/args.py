@@ -120,6 +120,9 @@ def _args_search(p: argparse.ArgumentParser) -> None:
                    help="maximum real evaluations (each a compress + short fine-tune + validation pass; "
                    "cached and replayed ones are free; --budget is the old spelling)")
     p.add_argument("--final-epochs", type=int, default=4, help="final fine-tune epochs")
+    p.add_argument("--finalists", type=int, default=1, metavar="K",
+                   help="fine-tune the search's K best plans for --final-epochs on validation data and keep the "
+                        "best (K real fine-tunes beyond the budget); 1: keep the search's best plan")
     p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
     p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")
     p.add_argument("--action-space", help="releq actions: flexible (default) | restricted")

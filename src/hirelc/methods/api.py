@@ -239,4 +239,5 @@ def run_search(
         fp32_bytes=problem.sizes.fp32_bytes,
         space=problem.space.to_dict(),
         evaluation_counts=ledger.counts(),
+        selection_key=problem.selection_key,
     )

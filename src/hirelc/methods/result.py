@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hirelc.plan import Plan
@@ -75,6 +76,9 @@ class SearchResult:
     space: the search space (`SearchSpace.to_dict`: choices and size).
     evaluation_counts: where the real evaluations came from (`EvaluationLedger.counts`:
         new / served from the evaluation cache / replayed from the journal, and repeats).
+    selection_key: the problem's selection rule (`SearchProblem.selection_key`), kept so a
+        caller can rank the evaluated plans (`ranked`) or re-choose among them after
+        re-measuring their accuracy (`choose_finalist`); not serialised.
     """
 
     method: str
@@ -94,6 +98,30 @@ class SearchResult:
     fp32_bytes: int | None = None
     space: dict[str, Any] = field(default_factory=dict)
     evaluation_counts: dict[str, int] = field(default_factory=dict)
+    selection_key: Callable[[Evaluation], tuple] | None = field(default=None, repr=False, compare=False)
+
+    def ranked(self, k: int) -> list[Evaluation]:
+        """The `k` best evaluated plans by the selection rule, best first (the first is
+        `plan`); fewer when the search evaluated fewer."""
+        if self.selection_key is None:
+            raise ValueError("this SearchResult carries no selection rule (built by hand, not by run_search)")
+        return sorted(self.history, key=self.selection_key, reverse=True)[:k]
+
+    def choose_finalist(self, finalists: Sequence[Evaluation], accuracies: Sequence[float]) -> int:
+        """Index of the finalist the selection rule prefers once each one's accuracy is
+        replaced by a re-measured one (e.g. after a longer fine-tune); ties keep the
+        search's order.
+
+        >>> from hirelc.plan import Plan
+        >>> evs = [Evaluation(i, Plan.from_bits(["fc"], [b]), a) for i, (b, a) in enumerate([(4, .9), (8, .8)])]
+        >>> r = SearchResult("random", evs[0].plan, .9, .9, 0.5, evs, [], selection_key=lambda ev: (ev.accuracy,))
+        >>> r.choose_finalist(r.ranked(2), [0.93, 0.95]), r.choose_finalist(r.ranked(2), [0.95, 0.95])
+        (1, 0)
+        """
+        if self.selection_key is None:
+            raise ValueError("this SearchResult carries no selection rule (built by hand, not by run_search)")
+        rescored = [replace(ev, accuracy=a) for ev, a in zip(finalists, accuracies, strict=True)]
+        return max(range(len(rescored)), key=lambda i: (self.selection_key(rescored[i]), -i))
 
     @property
     def n_evaluations(self) -> int:
