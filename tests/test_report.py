@@ -152,3 +152,13 @@ def test_the_plan_figure_puts_bits_and_keep_ratio_against_layer_size(tmp_path, m
     # an older result.json without layer sizes: layers in execution order instead
     figures.plot_plan(result["plan"], None, tmp_path / "q.png")
     assert drawn["fig"].axes[0].get_xlabel() == "layer size (parameters)"  # setdefault kept the first
+
+
+def test_only_releq_reports_convergence_and_a_kept_finalist_is_shown():
+    from hirelc.report.html import _page
+
+    row = "<tr><th>converged at episode</th><td>not converged</td></tr>"
+    assert row in _page({"method": "releq", "search/converged_at_episode": None}, None, [])
+    hirelc = _page({"method": "hirelc", "search/converged_at_episode": None, "search/finalist_chosen_rank": 2}, None, [])
+    assert "converged at episode" not in hirelc
+    assert "<tr><th>kept finalist (its rank in the search; --finalists)</th><td>2</td></tr>" in hirelc

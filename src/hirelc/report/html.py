@@ -46,6 +46,7 @@ SUMMARY_ROWS = [
     ("modelled/energy_reduction_vs_8bit", "energy reduction vs 8-bit (MODELLED)"),
     ("search/evaluations", "real evaluations"),
     ("search/converged_at_episode", "converged at episode"),
+    ("search/finalist_chosen_rank", "kept finalist (its rank in the search; --finalists)"),
     ("search/stop_reason", "search stopped because"),
     ("run/wall_seconds", "wall time (s, measured)"),
 ]
@@ -99,7 +100,7 @@ def _page(result: Mapping[str, Any], pareto: Mapping[str, Any] | None, figures: 
     rows = "".join(
         f"<tr><th>{html.escape(label)}</th><td>{html.escape(_cell(key, shown))}</td></tr>"
         for key, label in SUMMARY_ROWS
-        if key in shown
+        if key in shown and _applies(key, shown)
     )
     if result.get("target"):
         rows += f"<tr><th>target</th><td>{html.escape(target_line(result))}</td></tr>"
@@ -189,6 +190,12 @@ def _cell(key: str, shown: Mapping[str, Any]) -> str:
     if key == "plan":
         return describe_plan(shown["plan"])
     return _fmt_row(key, shown[key])
+
+
+def _applies(key: str, shown: Mapping[str, Any]) -> bool:
+    """Only ReLeQ detects convergence (its policy's top actions); for the other methods the
+    row would say 'not converged' about something they never measure."""
+    return key != "search/converged_at_episode" or shown.get("method") == "releq"
 
 
 def _fmt_row(key: str, value: Any) -> str:
