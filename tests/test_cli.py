@@ -106,6 +106,9 @@ def test_pareto_places_a_search_result_and_checks_the_place_first(tmp_path, caps
     assert main(["pareto", *tiny, "--out", str(tmp_path / "p"), "--place", str(run)]) == 0
     pareto = json.loads((tmp_path / "p" / "pareto.json").read_text())
     assert len(pareto["points"]) == 2 ** len(pareto["layers"])
+    n = len(pareto["points"])  # the search's 2 uniform plans were computed by the same evaluator
+    assert (pareto["evaluations/evaluations"], pareto["evaluations/served_from_cache"]) == (n, 2)
+    assert pareto["evaluations/new_evaluations"] == n - 2 and pareto["evaluations/replayed"] == 0
     placed = pareto["placed"]
     assert placed["bits"] == searched
     point = next(p for p in pareto["points"] if p["bits"] == searched)

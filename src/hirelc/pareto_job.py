@@ -38,7 +38,8 @@ def run_pareto(
         points = enumerate_space(problem, ledger, limit=limit or DEFAULT_SPACE_LIMIT, force=force_space)
     frontier = pareto_frontier(points)
     data = {"layers": problem.names, "bits": list(config.bits), "fidelity": config.search_fidelity.key(),
-            "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier]}
+            "points": [p.to_dict() for p in points], "frontier": [p.to_dict() for p in frontier],
+            **{f"evaluations/{k}": v for k, v in ledger.counts().items()}}  # new / cached / replayed
     if placed_plan is not None:
         point = next((p for p in points if list(p.bits) == placed_plan.bits()), None)
         if point is None:
