@@ -1,7 +1,10 @@
 """`HiReLCConfig`: every setting of a HiReLC search, typed and validated before any work.
 
-The defaults keep one cycle small on a CPU (about 2,000 LLA env steps and 3 x 64 HLA steps
-per cycle) and spend a budget of 30 real evaluations in 5 cycles of 6.
+The defaults keep one cycle small on a CPU (512 LLA env steps and 3 x 64 HLA steps per
+cycle) and spend a budget of 30 real evaluations in 5 cycles of 6. 512 LLA steps, not
+2,048: on the race landscapes (benchmarks/RESULTS.md) 512 reached the optimum as fast as
+2,048 (cnn1d_joint: median 20 evaluations over 15 seeds vs 31 and 12 over 2) at a quarter
+of the RL time, which was 40 % of a cnn1d job's wall time at 2,048.
 
 Ablations (seeds 001/002 "ablation studies"), each a flag:
 
@@ -55,7 +58,7 @@ class HiReLCConfig:
 
     evals_per_cycle: int = 6
     cold_start: int = 8
-    lla_steps: int = 2048
+    lla_steps: int = 512
     hla_steps: int = 64
     pool_size: int = 48
     random_pool: int = 256
