@@ -1,12 +1,12 @@
 import pytest
 
-from hirelc.pipeline import JobConfig, _action_labels
+from hirelc.pipeline import JobConfig
+from hirelc.result_file import action_labels
 
 
 def test_action_labels_follow_the_action_space():
-    assert _action_labels(JobConfig(bits=(2, 4, 8))) == ["2", "4", "8"]
-    restricted = JobConfig(options={"action_space": "restricted"})
-    assert _action_labels(restricted) == ["decrement", "keep", "increment"]
+    assert action_labels("releq", {}, (2, 4, 8)) == ["2", "4", "8"]
+    assert action_labels("releq", {"action_space": "restricted"}, (2, 4, 8)) == ["decrement", "keep", "increment"]
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -35,7 +35,7 @@ from hirelc.paths import cache_dir
 from hirelc.plan import Plan
 from hirelc.progress import Progress
 from hirelc.threads import thread_settings
-from hirelc.result_file import COMPRESSION_DEFINITION, RESULT_VERSION, Result
+from hirelc.result_file import COMPRESSION_DEFINITION, RESULT_VERSION, Result, search_keys
 from hirelc.rundir import RunDir
 from hirelc.finalists import keep_among_finalists
 from hirelc.guidance import Guidance, measure_guidance
@@ -241,7 +241,7 @@ def run_job(
         )
     plan, val_accuracy, finalists = keep_among_finalists(prep.evaluator, found, config, progress, log)
     result = finalize(prep, plan, config, run, progress=progress)
-    result.update(_search_summary(found, config, reference) | finalists)
+    result.update(search_keys(found, config.method, config.options, config.bits, reference) | finalists)
     result["val/accuracy"] = val_accuracy
     if plan != found.plan:
         result["search/notes"].append(f"kept finalist {result['search/finalist_chosen_rank']} of "
@@ -354,31 +354,6 @@ def plan_costs(specs: Inventory | list, plan: Plan) -> dict[str, float]:
         "modelled/kernel_storage_compression": cost.compression_ratio(
             sum(cost.fp32_bits(s) for s in specs), cost.total_storage_bits(specs, plan)),
     }
-
-
-def _search_summary(found: Any, config: JobConfig, reference: float) -> dict[str, Any]:
-    """val/ and search/ keys of result.json; the evaluation counts are the ledger's (so they
-    include the evaluations of parallel workers)."""
-    counts = found.evaluation_counts
-    return {
-        "val/fp32_accuracy": reference,
-        "val/accuracy": found.best_accuracy,
-        **{f"search/{k}": counts[k] for k in ("evaluations", "new_evaluations", "served_from_cache", "replayed",
-                                               "repeats")},
-        "search/evaluations_to_best": found.evaluations_to_best,
-        "search/target_met": found.target_met,
-        "search/stop_reason": found.stop_reason,
-        "search/converged_at_episode": found.converged_at,
-        "search/notes": found.notes(),
-        "search": {"actions": _action_labels(config), **found.to_dict()},
-    }
-
-
-def _action_labels(config: JobConfig) -> list[str]:
-    """What each action index means, for the action-probability figure (seed 000 Fig. 1a)."""
-    if config.method == "releq" and config.options.get("action_space") == "restricted":
-        return ["decrement", "keep", "increment"]  # hirelc.methods.releq.env: DECREMENT, KEEP, INCREMENT
-    return [str(b) for b in config.bits]
 
 
 def state_dict_bytes(model: nn.Module) -> int:

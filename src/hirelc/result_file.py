@@ -28,7 +28,7 @@ reads `result["final_test_accuracy"]` keeps working for now.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +132,29 @@ def read_result(run_dir: str | Path) -> Result:
     from hirelc.rundir import RunDir
 
     return RunDir(run_dir).read_result()
+
+
+def search_keys(found: Any, method: str, options: Mapping[str, Any], bits: Sequence[int],
+                reference: float) -> dict[str, Any]:
+    """val/ and search/ keys of result.json from a `SearchResult` `found`; the evaluation
+    counts are the ledger's (so they include the evaluations of parallel workers)."""
+    counts = found.evaluation_counts
+    return {
+        "val/fp32_accuracy": reference,
+        "val/accuracy": found.best_accuracy,
+        **{f"search/{k}": counts[k] for k in ("evaluations", "new_evaluations", "served_from_cache", "replayed",
+                                               "repeats")},
+        "search/evaluations_to_best": found.evaluations_to_best,
+        "search/target_met": found.target_met,
+        "search/stop_reason": found.stop_reason,
+        "search/converged_at_episode": found.converged_at,
+        "search/notes": found.notes(),
+        "search": {"actions": action_labels(method, options, bits), **found.to_dict()},
+    }
+
+
+def action_labels(method: str, options: Mapping[str, Any], bits: Sequence[int]) -> list[str]:
+    """What each action index means, for the action-probability figure (seed 000 Fig. 1a)."""
+    if method == "releq" and options.get("action_space") == "restricted":
+        return ["decrement", "keep", "increment"]  # hirelc.methods.releq.env: DECREMENT, KEEP, INCREMENT
+    return [str(b) for b in bits]
