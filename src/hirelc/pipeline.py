@@ -311,7 +311,6 @@ def finalize(prep: Prepared, plan: Plan, config: JobConfig, run: RunDir, progres
     packed = artifacts.model.stat().st_size
     data_bytes = read_layout(artifacts.model).data_bytes
     sizes = prep.guidance.sizes
-    baseline = prep.evaluator.reference("test").accuracy
     test_fp32, test = prep.evaluator.reference("test").accuracy, final.accuracy
     return {
         "result_version": RESULT_VERSION,
