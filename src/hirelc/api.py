@@ -75,7 +75,8 @@ def search(
         max_evaluations=120, seed=0, split_seed=0, search_steps=20 (fine-tune steps per
         search evaluation; 0 = none), finetune_batch_size=64, final_epochs=4,
         finalists=1 (fine-tune the search's K best plans for final_epochs on validation data
-        and keep the best; ``hirelc.finalists``), finetune_lr=3e-4, train_epochs=None (the model's recipe), device="cpu",
+        and keep the best; ``hirelc.finalists``), finetune_lr=3e-4, train_epochs=None (the
+        model's recipe), device="cpu",
         options={} (method options as above), space=None (a ``SpaceConfig.to_dict()``;
         None: bits only for releq and for uniform/random without a target, joint otherwise),
         and at most one target: target_compression=None (x below fp32, whole-model storage),

@@ -17,7 +17,8 @@ def cmd_search(args: argparse.Namespace) -> None:
                                  ("action_space", args.action_space)) if v is not None}
     options |= method_options(args.option)
     config = job_config(args, method=args.method, bits=bits(args.bits), max_evaluations=args.budget,
-                        search_steps=args.steps, final_epochs=args.final_epochs, finalists=args.finalists, options=options, space=space(args),
+                        search_steps=args.steps, final_epochs=args.final_epochs, finalists=args.finalists,
+                        options=options, space=space(args),
                         target_compression=args.target_compression, target_size=args.target_size,
                         max_accuracy_drop=args.max_accuracy_drop)
     result = run_job(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet,

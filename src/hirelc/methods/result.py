@@ -100,12 +100,16 @@ class SearchResult:
     evaluation_counts: dict[str, int] = field(default_factory=dict)
     selection_key: Callable[[Evaluation], tuple] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def _rule(self) -> Callable[[Evaluation], tuple]:
+        if self.selection_key is None:
+            raise ValueError("this SearchResult carries no selection rule (built by hand, not by run_search)")
+        return self.selection_key
+
     def ranked(self, k: int) -> list[Evaluation]:
         """The `k` best evaluated plans by the selection rule, best first (the first is
         `plan`); fewer when the search evaluated fewer."""
-        if self.selection_key is None:
-            raise ValueError("this SearchResult carries no selection rule (built by hand, not by run_search)")
-        return sorted(self.history, key=self.selection_key, reverse=True)[:k]
+        return sorted(self.history, key=self._rule, reverse=True)[:k]
 
     def choose_finalist(self, finalists: Sequence[Evaluation], accuracies: Sequence[float]) -> int:
         """Index of the finalist the selection rule prefers once each one's accuracy is
@@ -118,10 +122,9 @@ class SearchResult:
         >>> r.choose_finalist(r.ranked(2), [0.93, 0.95]), r.choose_finalist(r.ranked(2), [0.95, 0.95])
         (1, 0)
         """
-        if self.selection_key is None:
-            raise ValueError("this SearchResult carries no selection rule (built by hand, not by run_search)")
+        rule = self._rule
         rescored = [replace(ev, accuracy=a) for ev, a in zip(finalists, accuracies, strict=True)]
-        return max(range(len(rescored)), key=lambda i: (self.selection_key(rescored[i]), -i))
+        return max(range(len(rescored)), key=lambda i: (rule(rescored[i]), -i))
 
     @property
     def n_evaluations(self) -> int:

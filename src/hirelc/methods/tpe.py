@@ -19,7 +19,6 @@ first valid format at that bit-width. Optuna is an optional extra: `pip install 
 from __future__ import annotations
 
 import importlib.util
-
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
