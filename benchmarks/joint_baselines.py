@@ -95,7 +95,7 @@ def verify() -> bool:
             prepared[key] = prepare(JobConfig(model=config.model, data=config.data, split_seed=config.split_seed),
                                     progress=False, log=lambda _m: None)
         prep = prepared[key]
-        records = _journal(d)
+        records = journal_evaluations(d)
         sizes = [storage_bytes_model(prep.model, Plan.from_dict(r["plan"]), inventory=prep.inventory) for r in records]
         budget = (result.get("target") or {}).get("max_bytes")
         data_bytes = read_layout(d / "model.hirelc").data_bytes
@@ -147,10 +147,15 @@ def summarize() -> None:
                   f"{_mean_sd([r['search/evaluations'] for r in rs])} | {_mean_sd([r['run/wall_seconds'] for r in rs])} |")
 
 
-def _journal(run_dir: Path) -> list[dict]:
-    """The run's journaled real evaluations, in the order the search made them."""
-    records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
-    return sorted((r for r in records if r.get("kind") == "evaluation"), key=lambda r: r["index"])
+def journal_evaluations(run_dir: Path) -> list[dict]:
+    """The run's journaled real evaluations, in the order the search made them (by index:
+    parallel workers journal results as they arrive). Also used by surrogate_ceiling.py."""
+    from hirelc.durable import Journal
+    from hirelc.methods.ledger import RECORD_KIND
+    from hirelc.rundir import JOURNAL_FILE
+
+    records = Journal(run_dir / JOURNAL_FILE).records()
+    return sorted((r for r in records if r.get("kind") == RECORD_KIND), key=lambda r: r["index"])
 
 
 def evaluations_to_reach(accuracies: list[float], threshold: float) -> int | None:
@@ -166,7 +171,7 @@ def efficiency() -> None:
     """Issue 9: real evaluations each method needs to first evaluate a plan as good (on
     validation, at the search fidelity) as the best baseline's chosen plan of the same seed;
     a miss counts as budget + 1. Every candidate meets the target (`verify`)."""
-    journals = {(c, m, s): [r["accuracy"] for r in _journal(d)] for c, m, s, d in _runs()}
+    journals = {(c, m, s): [r["accuracy"] for r in journal_evaluations(d)] for c, m, s, d in _runs()}
     for case in CASES:
         seeds = sorted({s for c, m, s in journals if c == case and m == "hirelc"})
         if not seeds:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 def last_cycles_plans(result: dict, journal: list[dict], cycles: int = 3) -> tuple[list[dict], list[list[float]]]:
     """The journal records the surrogate was scored on in the last `cycles` cycles, and its
-    (prediction, real accuracy) pairs in the same order."""
+    (prediction, real accuracy) pairs in the same order. journal: the run's evaluations in
+    the search's order (`journal_evaluations`), which `trained_on` counts in."""
     hirelc = result["search"]["options"]["hirelc"]
     scored = [c["surrogate"] for c in hirelc["cycles"] if c.get("surrogate", {}).get("pairs")][-cycles:]
     records, pairs = [], []
@@ -38,14 +39,15 @@ def last_cycles_plans(result: dict, journal: list[dict], cycles: int = 3) -> tup
 
 
 def measure(run: Path, seed_offset: int) -> dict:
+    from joint_baselines import journal_evaluations  # this directory is on sys.path for a script here
+
     from hirelc.methods.hirelc.surrogate import spearman
     from hirelc.pipeline import JobConfig, prepare
     from hirelc.plan import Plan
     from hirelc.result_file import read_result
 
     result = read_result(run)
-    journal = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if x.strip()]
-    records, pairs = last_cycles_plans(result, journal)
+    records, pairs = last_cycles_plans(result, journal_evaluations(run))
     config = JobConfig.from_dict(json.loads((run / "config.json").read_text()))
     config.seed += seed_offset  # another fine-tune seed; split_seed (data, fp32 model) unchanged
     prep = prepare(config, progress=False, log=lambda _m: None)
