@@ -1,6 +1,7 @@
 """Joint-space searches at a size target, equal budgets, 3 seeds (issues 8 and 9).
 
     python benchmarks/joint_baselines.py run [--cases resnet20 cnn1d] [--methods ...] [--seeds 0 1 2] [--finalists K]
+        [--option KEY=VALUE ...]   # a method option, e.g. hirelc's ablations: --option flat=true
     python benchmarks/joint_baselines.py verify     # every journaled candidate meets the target
     python benchmarks/joint_baselines.py summarize  # markdown for benchmarks/RESULTS.md
     python benchmarks/joint_baselines.py efficiency # evaluations to the best baseline's accuracy
@@ -41,25 +42,39 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "hirelc.cli", *args]
 
 
-def job(case: str, method: str, seed: int, budget: int, finalists: int = 1) -> tuple[Path, list[str]]:
-    """A run's directory (method_s0, or method_f3_s0 with 3 finalists) and its command."""
+def run_label(method: str, options: list[str]) -> str:
+    """The method's name in run directories and tables: its options appended, `=true` dropped.
+
+    >>> run_label("hirelc", ["flat=true", "lla_steps=64"])
+    'hirelc-flat-lla_steps=64'
+    """
+    return "-".join([method, *(o.removesuffix("=true") for o in options)])
+
+
+def job(case: str, method: str, seed: int, budget: int, finalists: int = 1,
+        options: list[str] = ()) -> tuple[Path, list[str]]:
+    """A run's directory (method_s0, method_f3_s0 with 3 finalists, hirelc-flat_s0 with an
+    option) and its command."""
     model, data, target, steps, epochs = CASES[case]
-    out = ROOT / case / (f"{method}_s{seed}" if finalists == 1 else f"{method}_f{finalists}_s{seed}")
+    label = run_label(method, list(options))
+    out = ROOT / case / (f"{label}_s{seed}" if finalists == 1 else f"{label}_f{finalists}_s{seed}")
     args = ["search", "--model", model, "--data", data, "--method", method, "--seed", str(seed),
             "--budget", str(budget), "--steps", str(steps), "--final-epochs", str(epochs), "--out", str(out),
             "--finalists", str(finalists), "--force", "--quiet", "--no-report"]
+    args += [a for o in options for a in ("--option", o)]
     if method != "releq":
         args += ["--target-compression", str(target)]
     return out, _cmd(*args)
 
 
-def run(cases: list[str], methods: list[str], seeds: list[int], budget: int, finalists: int = 1) -> None:
+def run(cases: list[str], methods: list[str], seeds: list[int], budget: int, finalists: int = 1,
+        options: list[str] = ()) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.setdefault("HIRELC_CACHE_DIR", str(Path(__file__).resolve().parent / ".cache"))
     for case in cases:  # train each baseline once before the lanes start
         model, data = CASES[case][:2]
         subprocess.run(_cmd("train", "--model", model, "--data", data, "--quiet"), env=env, check=True)
-    todo = [job(c, m, s, budget, finalists) for c in cases for s in seeds for m in methods]
+    todo = [job(c, m, s, budget, finalists, options) for c in cases for s in seeds for m in methods]
     todo = [cmd for out, cmd in todo if not (out / "result.json").exists()]
     lanes = [todo[0::2], todo[1::2]]
     scripts = [" ; ".join(" ".join(f"'{a}'" for a in c) for c in lane) for lane in lanes if lane]
@@ -204,9 +219,11 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--budget", type=int, default=BUDGET)
     p.add_argument("--finalists", type=int, default=1, help="hirelc search --finalists K (runs named method_fK_sN)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="hirelc search --option KEY=VALUE (runs named method-KEY_sN, or method-KEY=VALUE_sN)")
     a = p.parse_args()
     if a.what == "run":
-        run(a.cases, a.methods, a.seeds, a.budget, a.finalists)
+        run(a.cases, a.methods, a.seeds, a.budget, a.finalists, a.option)
     elif a.what == "verify":
         sys.exit(0 if verify() else 1)
     elif a.what == "efficiency":
