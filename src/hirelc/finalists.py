@@ -4,9 +4,11 @@ A search ranks plans by validation accuracy after a short fine-tune (`--search-s
 user keeps the plan after the long one (`--final-epochs`). The two rankings disagree on close
 plans (measured on cnn1d at 16x: the search's best plan, 77-80 % after 20 steps, ended below
 a plan at 73-75 % after 4 epochs). With `finalists` K > 1 the job fine-tunes the search's K
-best plans as long as the final fine-tune, measures each on *validation* data, and keeps the
-one the search's own selection rule prefers with those accuracies (for a size target: the
-most accurate; under --max-accuracy-drop: the smallest within the drop). Test data is still
+best plans (the last replaced by the method's reference plan, HiReLC's Fisher prior, when
+that is not among them: `SearchResult.finalists`) as long as the final fine-tune, measures
+each on *validation* data, and keeps the one the search's own selection rule prefers with
+those accuracies (for a size target: the most accurate; under --max-accuracy-drop: the
+smallest within the drop). Test data is still
 touched once, by the chosen plan. These K fine-tunes are real evaluations beyond the search
 budget, so result.json counts them (`search/finalists`) and the benchmarks give every method
 the same K.
@@ -44,7 +46,7 @@ def choose_among_finalists(
     """(plan to keep, its search-fidelity validation accuracy, result.json keys).
 
     k <= 1, or a search with a single evaluation: the search's choice, nothing measured."""
-    finalists = found.ranked(k) if k > 1 else []
+    finalists = found.finalists(k) if k > 1 else []
     if len(finalists) < 2:
         return found.plan, found.best_accuracy, {}
     log(f"finalists: fine-tuning the search's {len(finalists)} best plans as long as the final fine-tune, "
@@ -52,10 +54,11 @@ def choose_among_finalists(
     accuracies = [final_val_accuracy(ev.plan) for ev in finalists]
     chosen = found.choose_finalist(finalists, accuracies)
     rows = [{"evaluation": ev.index + 1, "plan_hash": ev.plan_hash, "val_accuracy_search": ev.accuracy,
-             "val_accuracy_final_fidelity": acc, "chosen": i == chosen}
+             "val_accuracy_final_fidelity": acc, "chosen": i == chosen,
+             "reference": ev.plan_hash == found.reference_hash}
             for i, (ev, acc) in enumerate(zip(finalists, accuracies))]
     log("finalists (validation %, search fidelity -> final fidelity): " + "; ".join(
         f"#{r['evaluation']} {100 * r['val_accuracy_search']:.1f} -> {100 * r['val_accuracy_final_fidelity']:.1f}"
-        + (" (chosen)" if r["chosen"] else "") for r in rows))
+        + (" (reference)" if r["reference"] else "") + (" (chosen)" if r["chosen"] else "") for r in rows))
     return finalists[chosen].plan, finalists[chosen].accuracy, {"search/finalists": rows,
                                                                 "search/finalist_chosen_rank": chosen + 1}

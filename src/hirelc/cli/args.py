@@ -122,7 +122,8 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--final-epochs", type=int, default=4, help="final fine-tune epochs")
     p.add_argument("--finalists", type=int, default=1, metavar="K",
                    help="fine-tune the search's K best plans for --final-epochs on validation data and keep the "
-                        "best (K real fine-tunes beyond the budget); 1: keep the search's best plan")
+                        "best (K real fine-tunes beyond the budget; hirelc's Fisher prior plan takes the last place "
+                        "when not among them); 1: keep the search's best plan")
     p.add_argument("--agent", help="releq agent: lstm (default) | mlp")
     p.add_argument("--reward", help="releq reward: shaped (default) | ratio | difference")
     p.add_argument("--action-space", help="releq actions: flexible (default) | restricted")

@@ -240,4 +240,5 @@ def run_search(
         space=problem.space.to_dict(),
         evaluation_counts=ledger.counts(),
         selection_key=problem.selection_key,
+        reference_hash=outcome.reference_hash,
     )

@@ -53,6 +53,12 @@ class Proposer(ABC):
         """The settings that reproduce this method (written into result.json)."""
         return {}
 
+    def reference_plan(self) -> Plan | None:
+        """A plan the method starts from and vouches for beside its best ones (HiReLC: its
+        Fisher prior); with finalists it competes at the final fidelity
+        (`SearchResult.finalists`). None: the method has none."""
+        return None
+
 
 def drive(proposer: Proposer, problem: SearchProblem, ledger: EvaluationLedger, *, batch_size: int | None = None,
           max_stale: int = DEFAULT_MAX_STALE) -> MethodOutcome:
@@ -71,7 +77,7 @@ def drive(proposer: Proposer, problem: SearchProblem, ledger: EvaluationLedger, 
     while ledger.remaining > 0:
         plans = proposer.propose(min(batch_size, ledger.remaining))
         if not plans:
-            return MethodOutcome(episodes, "done", options=proposer.options())
+            return _outcome(proposer, episodes, "done")
         # A batch larger than the budget left: the ledger stops after the last real one it can pay for.
         evaluations = ledger.evaluate_many([problem.candidate(plan) for plan in plans])
         proposer.observe(evaluations)
@@ -82,8 +88,14 @@ def drive(proposer: Proposer, problem: SearchProblem, ledger: EvaluationLedger, 
         # replaying a long journal is not mistaken for a used-up space).
         stale = 0 if new else stale + 1
         if stale >= max_stale:
-            return MethodOutcome(episodes, "exhausted", options=proposer.options())
-    return MethodOutcome(episodes, "budget", options=proposer.options())
+            return _outcome(proposer, episodes, "exhausted")
+    return _outcome(proposer, episodes, "budget")
+
+
+def _outcome(proposer: Proposer, episodes: list[EpisodeRecord], stop_reason: str) -> MethodOutcome:
+    reference = proposer.reference_plan()
+    return MethodOutcome(episodes, stop_reason, options=proposer.options(),
+                         reference_hash=None if reference is None else reference.content_hash())
 
 
 def _record(problem: SearchProblem, index: int, ev: Evaluation) -> EpisodeRecord:

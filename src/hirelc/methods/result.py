@@ -79,6 +79,9 @@ class SearchResult:
     selection_key: the problem's selection rule (`SearchProblem.selection_key`), kept so a
         caller can rank the evaluated plans (`ranked`) or re-choose among them after
         re-measuring their accuracy (`choose_finalist`); not serialised.
+    reference_hash: the plan the method started from and vouches for
+        (`Proposer.reference_plan`; HiReLC: its Fisher prior), None for most methods; it
+        takes a finalist's place (`finalists`).
     """
 
     method: str
@@ -92,6 +95,7 @@ class SearchResult:
     stop_reason: str = "done"
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    reference_hash: str | None = None
     target: dict[str, Any] = field(default_factory=dict)
     target_met: bool | None = None
     best_size_bytes: int | None = None
@@ -99,6 +103,7 @@ class SearchResult:
     space: dict[str, Any] = field(default_factory=dict)
     evaluation_counts: dict[str, int] = field(default_factory=dict)
     selection_key: Callable[[Evaluation], tuple] | None = field(default=None, repr=False, compare=False)
+    reference_hash: str | None = None
 
     @property
     def _rule(self) -> Callable[[Evaluation], tuple]:
@@ -110,6 +115,26 @@ class SearchResult:
         """The `k` best evaluated plans by the selection rule, best first (the first is
         `plan`); fewer when the search evaluated fewer."""
         return sorted(self.history, key=self._rule, reverse=True)[:k]
+
+    def finalists(self, k: int) -> list[Evaluation]:
+        """The plans to re-measure at the final fidelity: `ranked(k)`, except that the
+        method's evaluated reference plan, when not among them, replaces the last. Why: the
+        search fidelity ranks close plans unlike the final fine-tune (finalists module),
+        and the reference (HiReLC's Fisher prior, the least-damage allocation) is the plan
+        a search should not end below at the fidelity the user keeps.
+
+        >>> from hirelc.plan import Plan
+        >>> evs = [Evaluation(i, Plan.from_bits(["fc"], [b]), a) for i, (b, a) in enumerate([(2, .7), (4, .9), (8, .8)])]
+        >>> r = SearchResult("hirelc", evs[1].plan, .9, .9, .5, evs, [], selection_key=lambda ev: (ev.accuracy,),
+        ...                  reference_hash=evs[0].plan_hash)
+        >>> [ev.index for ev in r.finalists(2)], [ev.index for ev in r.finalists(3)], [ev.index for ev in r.finalists(1)]
+        ([1, 0], [1, 2, 0], [1])
+        """
+        top = self.ranked(k)
+        reference = next((ev for ev in self.history if ev.plan_hash == self.reference_hash), None)
+        if k < 2 or reference is None or reference in top:
+            return top
+        return top[: k - 1] + [reference]
 
     def choose_finalist(self, finalists: Sequence[Evaluation], accuracies: Sequence[float]) -> int:
         """Index of the finalist the selection rule prefers once each one's accuracy is
@@ -174,6 +199,7 @@ class SearchResult:
             "evaluations_to_best": self.evaluations_to_best,
             "seed": self.seed,
             "options": dict(self.options),
+            "reference_hash": self.reference_hash,
             "target": dict(self.target),
             "target_met": self.target_met,
             "best_size_bytes": self.best_size_bytes,
@@ -193,3 +219,4 @@ class MethodOutcome:
     stop_reason: str
     converged_at: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    reference_hash: str | None = None  # `Proposer.reference_plan`'s content hash

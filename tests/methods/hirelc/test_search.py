@@ -54,6 +54,15 @@ def test_hirelc_finds_the_optimum_within_the_budget(result):
     assert result.n_evaluations <= 12 and result.target_met is True
 
 
+def test_the_fisher_prior_is_the_first_evaluation_and_competes_among_the_finalists(result):
+    prior = result.history[0]
+    assert result.reference_hash == prior.plan_hash != result.plan.content_hash()  # the search beat its prior
+    assert prior not in result.ranked(2)
+    assert result.finalists(2) == [result.ranked(1)[0], prior] and result.finalists(1) == result.ranked(1)
+    assert search(list(LAYERS), accuracy, method="random", space=SPACE, target=TARGET, reference_accuracy=0.95,
+                  max_evaluations=3, seed=0).reference_hash is None  # only a method with a prior has one
+
+
 def test_every_evaluated_plan_meets_the_target(result):
     sizes = SizeModel(LAYERS)
     budget = TARGET.max_bytes(sizes.fp32_bytes)

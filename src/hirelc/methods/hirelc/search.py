@@ -121,6 +121,11 @@ class HiReLCSearch(Proposer):
         self._learn_from_reals()
         return self.config.to_dict() | {"hirelc": self.summary()}
 
+    def reference_plan(self) -> Plan:
+        """The Fisher prior plan (greedy allocation at the current budget): the first
+        evaluation of a search, kept among the finalists (`SearchResult.finalists`)."""
+        return self.alloc.greedy
+
     # --- the cheap reward ------------------------------------------------------------------
     @property
     def use_surrogate(self) -> bool:
