@@ -2,7 +2,8 @@
 `hirelc.methods.hirelc.search.HiReLCSearch.summary`):
 
 - the surrogate's prediction vs the real score of evaluations it had not been trained on,
-  per cycle, with Spearman's rho (seed 002's missing "correlation plots");
+  per cycle, with Spearman's rho (seed 002's missing "correlation plots"), and at the end
+  its cross-validated rho over every real evaluation;
 - the chosen plan's per-kernel decisions (bits, keep ratio, number format, granularity);
 - the budget share the HLA vote gave each block, cycle by cycle.
 
@@ -14,6 +15,8 @@ Every figure returns None when the run holds nothing to draw (another method, no
 >>> out = pathlib.Path(tempfile.mkdtemp())
 >>> plot_hla_budgets(cycles, [["a"], ["b"]], out / "b.png").name, plot_surrogate(cycles, out / "s.png").name
 ('b.png', 's.png')
+>>> plot_surrogate(cycles, out / "cv.png", {"rho": 0.9, "folds": 5, "n": 60}).name
+'cv.png'
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def hirelc_figures(result: Mapping[str, Any], run_dir: Path) -> list[tuple[str, 
     cycles = info.get("cycles", [])
     return [
         ("HiReLC surrogate: predicted vs real on unseen evaluations",
-         plot_surrogate(cycles, run_dir / "fig_hirelc_surrogate.png")),
+         plot_surrogate(cycles, run_dir / "fig_hirelc_surrogate.png", info.get("rho_cross_validated"))),
         ("Per-kernel decisions of the chosen plan",
          plot_decisions(result.get("plan", {}), run_dir / "fig_hirelc_decisions.png")),
         ("HLA budget share per block over cycles",
@@ -49,7 +52,9 @@ def hirelc_figures(result: Mapping[str, Any], run_dir: Path) -> list[tuple[str, 
     ]
 
 
-def plot_surrogate(cycles: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+def plot_surrogate(cycles: Sequence[Mapping[str, Any]], path: Path,
+                   cross_validated: Mapping[str, Any] | None = None) -> Path | None:
+    """cross_validated: `{"rho", "folds", "n"}` of the search's end, drawn after the last cycle."""
     rows = [(i, c["surrogate"]) for i, c in enumerate(cycles) if c.get("surrogate", {}).get("pairs")]
     if not rows:
         return None
@@ -63,7 +68,12 @@ def plot_surrogate(cycles: Sequence[Mapping[str, Any]], path: Path) -> Path | No
     ax.set(xlabel="surrogate prediction (before seeing them)", ylabel="real score (validation)")
     ax.legend(fontsize=7)
     rho = [c.get("surrogate", {}).get("rho_unseen") for c in cycles]
-    ax_rho.plot(range(len(rho)), [np.nan if r is None else r for r in rho], marker="o")
+    ax_rho.plot(range(len(rho)), [np.nan if r is None else r for r in rho], marker="o", label="next picks")
+    if cross_validated and cross_validated.get("rho") is not None:
+        ax_rho.scatter([len(rho) - 1], [cross_validated["rho"]], marker="s", color="C3", zorder=3,
+                       label=f"all {cross_validated['n']}, {cross_validated['folds']}-fold CV: "
+                             f"{_fmt(cross_validated['rho'])}")
+    ax_rho.legend(fontsize=7, loc="lower right")
     ax_rho.axhline(0.8, color="grey", ls="--", lw=0.8)
     ax_rho.set(xlabel="cycle", ylabel="Spearman rho (unseen)", ylim=(-1.05, 1.05))
     fig.tight_layout()

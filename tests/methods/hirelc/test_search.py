@@ -84,6 +84,8 @@ def test_the_outcome_records_votes_decisions_and_surrogate_quality(result):
     pairs = [p for c in cycles[-3:] for p in c.get("surrogate", {}).get("pairs", [])]
     assert len(pairs) >= 3 and info["rho_unseen_last_3_cycles"] == spearman(*zip(*pairs))
     assert sum(len(c["proposed"]) for c in cycles) == result.n_evaluations
+    cv = info["rho_cross_validated"]
+    assert cv["n"] == result.n_evaluations and cv["folds"] == 5 and -1 <= cv["rho"] <= 1
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ACQUISITIONS = ("thompson", "top_spread")
-MAY_BE_ZERO = ("random_pool", "local_pool")  # 0: the pool is the policies' samples only
+MAY_BE_ZERO = ("random_pool", "local_pool", "cv_folds")  # pools 0: policies' samples only; cv_folds 0: off
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class HiReLCConfig:
         "top_spread" (the top predicted plans, then the `uncertain_share` most uncertain).
     proxy_calls: measured proxy values per cycle (calibrate the cheap proxy estimate).
     n_surrogates / surrogate_hidden / surrogate_epochs: the MLP ensemble.
+    cv_folds: at the end, the surrogate's rho on every real evaluation, each predicted by a
+        surrogate fitted without it (`surrogate.cross_validated_rho`, this many folds;
+        0: not measured). It reports quality only; the search never uses it.
     budget_penalty: reward lost per unit of relative overshoot of a block budget.
     uncertain_share: share of a cycle's evaluations picked for exploration: by ensemble
         spread under "top_spread", at random in cold start (no spread yet).
@@ -69,6 +72,7 @@ class HiReLCConfig:
     n_surrogates: int = 5
     surrogate_hidden: int = 32
     surrogate_epochs: int = 300
+    cv_folds: int = 5
     budget_penalty: float = 1.0
     uncertain_share: float = 0.34
     fill_slack: bool = False

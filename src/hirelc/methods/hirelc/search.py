@@ -46,7 +46,7 @@ from hirelc.methods.hirelc.ladder import BudgetLadder
 from hirelc.methods.hirelc.lla import BlockEnv, LowLevelAgent
 from hirelc.methods.hirelc.pool import distinct_new, local_moves, thompson_picks
 from hirelc.methods.hirelc.proxy import ProxyModel
-from hirelc.methods.hirelc.surrogate import Surrogate, spearman
+from hirelc.methods.hirelc.surrogate import Surrogate, cross_validated_rho, spearman
 from hirelc.methods.ledger import Evaluation
 from hirelc.methods.problem import SearchProblem
 from hirelc.plan import LayerConfig, Plan
@@ -119,7 +119,19 @@ class HiReLCSearch(Proposer):
 
     def options(self) -> dict[str, Any]:
         self._learn_from_reals()
-        return self.config.to_dict() | {"hirelc": self.summary()}
+        return self.config.to_dict() | {"hirelc": self.summary() | {"rho_cross_validated": self._cv_rho()}}
+
+    def _cv_rho(self) -> dict[str, Any] | None:
+        """The surrogate's rho on every real evaluation, each held out of the fit that predicts
+        it (`cross_validated_rho`); None without a surrogate or with too few evaluations."""
+        c = self.config
+        if c.no_surrogate or c.cv_folds == 0 or len(self.history) < max(c.cold_start, 2 * c.cv_folds):
+            return None
+        x = np.stack([self._features(ev.plan) for ev in self.history])
+        rho = cross_validated_rho(x, [ev.accuracy for ev in self.history],
+                                  lambda: Surrogate(c.n_surrogates, c.surrogate_hidden, c.surrogate_epochs, self.seed),
+                                  c.cv_folds, self.seed)
+        return {"rho": rho, "folds": c.cv_folds, "n": len(self.history)}
 
     def reference_plan(self) -> Plan:
         """The Fisher prior plan (greedy allocation at the current budget): the first
