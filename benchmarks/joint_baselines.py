@@ -1,6 +1,6 @@
 """Joint-space searches at a size target, equal budgets, 3 seeds (issues 8 and 9).
 
-    python benchmarks/joint_baselines.py run [--cases resnet20 cnn1d] [--methods ...] [--seeds 0 1 2] [--finalists K]
+    python benchmarks/joint_baselines.py run [--cases resnet20 cnn1d vit_tiny] [--methods ...] [--seeds 0 1 2] [--finalists K]
         [--option KEY=VALUE ...]   # a method option, e.g. hirelc's ablations: --option flat=true
     python benchmarks/joint_baselines.py verify     # every journaled candidate meets the target
     python benchmarks/joint_baselines.py summarize  # markdown for benchmarks/RESULTS.md
@@ -33,6 +33,7 @@ CASES = {
     # name: (model, data, target compression, search fine-tune steps, final epochs)
     "resnet20": ("resnet20", "mnist5k", 16, 10, 2),
     "cnn1d": ("cnn1d", "mnist1d", 16, 20, 4),
+    "vit_tiny": ("vit_tiny", "mnist5k", 12, 10, 2),
 }
 METHODS = ("uniform", "random", "greedy", "tpe", "releq")
 BUDGET = 60
