@@ -5,14 +5,15 @@ Everything here is arithmetic on `LayerSpec`s and `LayerConfig`s: no model, no I
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 
 from hirelc.inventory.spec import LayerSpec
 from hirelc.plan import LayerConfig
+from hirelc.pruned_shapes import kept_count, kept_shapes, kept_units, prune_units  # noqa: F401 -- callers read them here
 
-# This module imports only plan and spec, never compress/ or export/: those import from it
+# This module imports only plan, spec and pruned_shapes, never compress/ or export/: those import from it
 # (kept_count, n_scales), and a cycle through a package __init__ would break `import`.
 
 # seed 000 §2.2: memory access energy over MAcc compute energy, "estimated to be around 120x".
@@ -50,111 +51,6 @@ def state_of_quantization(
     return num / den
 
 
-# --------------------------------------------------------------------------- pruning counts
-
-
-def kept_count(n: int, keep_ratio: float) -> int:
-    """Channels (or heads) kept out of n: max(1, floor(n * keep_ratio + 0.5)).
-
-    The project-wide contract (docs/ARCHITECTURE.md): round half up, never zero.
-
-    >>> kept_count(10, 0.25), kept_count(10, 0.35), kept_count(3, 0.1)
-    (3, 4, 1)
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"kept_count needs a positive integer n, got {n!r}")
-    if not 0.0 < keep_ratio <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
-    return max(1, math.floor(n * keep_ratio + 0.5))
-
-
-def prune_units(spec: LayerSpec) -> int:
-    """What keep_ratio counts for a kernel: attention heads for a fused q/k/v projection
-    with known heads, else output channels (rows).
-
-    >>> prune_units(LayerSpec("qkv", "attn_qkv", (96, 32), n_macs=0, n_heads=4))
-    4
-    """
-    if spec.n_heads and spec.kind not in ("attn_proj", "mha_out_proj"):  # a head producer
-        return spec.n_heads
-    return spec.channels  # an embedding's channels are its columns
-
-
-def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, tuple[int, int]]:
-    """(kept rows, kept columns) of every kernel's weight matrix after pruning with `plan`.
-
-    Rows: a channel group (kernels sharing `prune_group`; a kernel without one is its own
-    group) keeps the largest fraction kept_count(units, keep_ratio) / units asked by any
-    member, so it never prunes more than asked (docs/ARCHITECTURE.md). Kernels missing
-    from the plan ask for 1.0.
-    Columns: a kernel listed in its producers' `consumers` loses the input channels its
-    producers' groups drop; with several producer groups (a channel concat) the kept
-    fraction is their kept channels over their channels. Depthwise convs keep their one
-    column: the inventory ties them to their producer's group, so their rows shrink
-    instead; a grouped conv loses the same fraction of its columns (in_channels / groups). Hand-built specs without `consumers` keep all
-    columns.
-
-    >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, consumers=("b",))
-    >>> b = LayerSpec("b", "linear", (2, 8), n_macs=16)
-    >>> kept_shapes([a, b], {"a": LayerConfig(4, keep_ratio=0.5)})
-    {'a': (4, 4), 'b': (2, 4)}
-    """
-    group_frac = _group_fractions(specs, plan)
-    row_frac = {s.name: group_frac[s.prune_group or s.name] for s in specs}
-    producers: dict[str, list[LayerSpec]] = {}
-    for s in specs:
-        for c in s.consumers:
-            producers.setdefault(c, []).append(s)
-    shapes = {}
-    for s in specs:
-        rows, cols = s.out_channels, math.prod(s.weight_shape[1:])
-        if s.kind == "embedding":  # rows are tokens; pruning keeps columns
-            shapes[s.name] = (rows, max(1, round(cols * row_frac[s.name])))
-            continue
-        kept_rows = max(1, round(rows * row_frac[s.name]))
-        depthwise = s.conv_groups > 1 and s.weight_shape[1] == 1  # its rows shrink instead
-        col_frac = 1 if depthwise else _input_fraction(producers.get(s.name, []), row_frac)
-        shapes[s.name] = (kept_rows, max(1, round(cols * col_frac)))
-    return shapes
-
-
-def kept_units(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, int]:
-    """Kept units (channels or heads) of every output-channel group under `plan`: the group
-    id (`prune_group`, or the kernel's own name) -> units kept, by the rule of `kept_shapes`.
-
-    >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g")
-    >>> b = LayerSpec("b", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g")
-    >>> kept_units([a, b], {"a": LayerConfig(4, keep_ratio=0.25), "b": LayerConfig(4, keep_ratio=0.5)})
-    {'g': 4}
-    """
-    units = {s.prune_group or s.name: prune_units(s) for s in specs}
-    return {g: int(frac * units[g]) for g, frac in _group_fractions(specs, plan).items()}
-
-
-def _group_fractions(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> dict[str, Fraction]:
-    asked: dict[str, Fraction] = {}
-    for s in specs:
-        group = s.prune_group or s.name
-        keep_ratio = plan[s.name].keep_ratio if s.name in plan else 1.0
-        units, segments = prune_units(s), s.prune_segments  # a grouped conv: the same count per group
-        frac = Fraction(kept_count(units // segments, keep_ratio) * segments, units)  # exact
-        asked[group] = max(asked.get(group, Fraction(0)), frac)
-    return asked
-
-
-def _input_fraction(producers: list[LayerSpec], row_frac: Mapping[str, Fraction]) -> Fraction:
-    """Kept fraction of a consumer's input channels; a group tied by a residual add
-    contributes its channels once."""
-    seen: dict[str, LayerSpec] = {}
-    for p in producers:
-        seen.setdefault(p.prune_group or p.name, p)
-    if not seen:
-        return Fraction(1)
-    total = sum(p.channels for p in seen.values())
-    kept = sum(p.channels * row_frac[p.name] for p in seen.values())
-    return Fraction(kept) / total
-
-
 # --------------------------------------------------------------------------- storage
 
 
@@ -185,6 +81,7 @@ def has_zero_point(cfg: LayerConfig) -> bool:
 
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a budget repair asks for the same few shapes millions of times
 def quantized_weight_bits(rows: int, cols: int, cfg: LayerConfig) -> int:
     """Bits a (rows, cols) weight takes in the packed file under `cfg`:
 

@@ -131,6 +131,7 @@ class _State:
         self.index = {n: i for i, n in enumerate(space.names)}
         self.hood = _neighbourhoods(space.layers)
         self._saved_cache: dict[tuple, int] = {}
+        self._steps_cache: dict[tuple, list[tuple[int, LayerConfig, float]]] = {}
         self._refresh()
 
     def _refresh(self) -> None:
@@ -145,11 +146,19 @@ class _State:
         """One-notch moves that save bytes (down) or spend them (up)."""
         for s in self.space.layers:
             old = self.plan[s.name]
-            for j, cfg in enumerate(_neighbours(self.space, s.name, old, down)):
+            for j, cfg, ddamage in self._steps(s.name, old, down):
                 dbytes = self._saved(s.name, old, cfg)
                 if (dbytes > 0) if down else (dbytes <= 0 or cfg.keep_ratio > old.keep_ratio or cfg.bits > old.bits):
-                    ddamage = self.damage.of(s.name, cfg) - self.damage.of(s.name, old)
                     yield _Move(s.name, cfg, dbytes, ddamage, (self.index[s.name], j))
+
+    def _steps(self, name: str, old: LayerConfig, down: bool) -> list[tuple[int, LayerConfig, float]]:
+        """(order, config, damage added) of the kernel's one-notch neighbours. A step changes
+        one kernel, so the others' lists are reused (they were most of a repair's time)."""
+        key = (name, old, down)
+        if key not in self._steps_cache:
+            self._steps_cache[key] = [(j, cfg, self.damage.of(name, cfg) - self.damage.of(name, old))
+                                      for j, cfg in enumerate(_neighbours(self.space, name, old, down))]
+        return self._steps_cache[key]
 
     def _saved(self, name: str, old: LayerConfig, new: LayerConfig) -> int:
         if new.keep_ratio != old.keep_ratio:  # pruning moves change other kernels' shapes too

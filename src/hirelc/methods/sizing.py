@@ -32,6 +32,7 @@ from typing import Any
 from hirelc import cost
 from hirelc.inventory.spec import LayerSpec
 from hirelc.plan import LayerConfig
+from hirelc.pruned_shapes import PruneStructure
 
 MEMO_LIMIT = 4096  # keep vectors whose pruned shapes a SizeModel remembers
 
@@ -53,6 +54,7 @@ class SizeModel:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "unit_bytes", dict(self.unit_bytes))
         object.__setattr__(self, "_memo", {})
+        object.__setattr__(self, "_structure", PruneStructure.of(self.layers))
         if self.fixed_bytes < 0 or any(v < 0 for v in self.unit_bytes.values()):
             raise ValueError("fixed_bytes and unit_bytes must be >= 0")
         if not self.fp32_bytes:
@@ -80,12 +82,12 @@ class SizeModel:
         budget repair asks for the same few keep vectors thousands of times (exact rational
         arithmetic made it 80 % of a repair's time on vit_tiny), so they are memoised by the
         keep vector, at most MEMO_LIMIT of them."""
-        keeps = tuple(plan[s.name].keep_ratio if s.name in plan else 1.0 for s in self.layers)
+        keeps = self._structure.keeps(plan)
         memo = self._memo
         if keeps not in memo:
             if len(memo) >= MEMO_LIMIT:
                 memo.clear()
-            memo[keeps] = (cost.kept_shapes(self.layers, plan), cost.kept_units(self.layers, plan))
+            memo[keeps] = (self._structure.shapes(keeps), self._structure.units_kept(keeps))
         return memo[keeps]
 
     def nbytes(self, plan: Mapping[str, LayerConfig]) -> int:
