@@ -144,10 +144,11 @@ def summarize() -> None:
         model, data, target, steps, epochs = CASES[case]
         print(f"\n### {model} / {data}, target {target}x, budget {BUDGET} real evaluations\n")
         print(f"Search fidelity {steps} fine-tune steps on validation data; final fine-tune {epochs} epochs; "
-              "test accuracy on the held-out split. Mean ± sd over seeds.\n")
-        print("| method | seeds | fp32 test % | compressed test % | loss (pt) | compression vs fp32 tensors "
-              "(packed data) | file vs .pt | target met (file) | real evals | wall s |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "test accuracy on the held-out split; val %: the kept plan's validation accuracy at the search "
+              "fidelity. Mean ± sd over seeds.\n")
+        print("| method | seeds | fp32 test % | compressed test % | loss (pt) | val % of the kept plan | compression vs "
+              "fp32 tensors (packed data) | file vs .pt | target met (file) | real evals | wall s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         labels = {m for c, m in rows if c == case}
         for method in [*METHODS, "hirelc", *sorted(labels - {*METHODS, "hirelc"})]:
             rs = rows.get((case, method))
@@ -157,7 +158,9 @@ def summarize() -> None:
             met = [r.get("size/target_met") for r in rs]
             print(f"| {method} | {len(rs)} | {_mean_sd([100 * r['test/fp32_accuracy'] for r in rs])} | "
                   f"{_mean_sd([100 * r['test/accuracy'] for r in rs])} | "
-                  f"{_mean_sd([r['test/accuracy_drop_points'] for r in rs])} | {_mean_sd(size)}x | "
+                  f"{_mean_sd([r['test/accuracy_drop_points'] for r in rs])} | "
+                  f"{_mean_sd([100 * r['val/accuracy'] for r in rs if r.get('val/accuracy') is not None])} | "
+                  f"{_mean_sd(size)}x | "
                   f"{_mean_sd([r['size/file_compression'] for r in rs])}x | "
                   f"{'n/a (no target)' if met[0] is None else f'{sum(bool(m) for m in met)}/{len(met)}'} | "
                   f"{_mean_sd([r['search/evaluations'] for r in rs])} | {_mean_sd([r['run/wall_seconds'] for r in rs])} |")
