@@ -62,3 +62,17 @@ def choose_among_finalists(
         + (" (reference)" if r["reference"] else "") + (" (chosen)" if r["chosen"] else "") for r in rows))
     return finalists[chosen].plan, finalists[chosen].accuracy, {"search/finalists": rows,
                                                                 "search/finalist_chosen_rank": chosen + 1}
+
+
+def kept_finalist_note(keys: dict[str, Any], final_epochs: int) -> str:
+    """The user's note when the kept plan is not the search's best (`keys`: what
+    `choose_among_finalists` returned).
+
+    >>> rows = [{"chosen": False, "reference": False}, {"chosen": True, "reference": True}]
+    >>> kept_finalist_note({"search/finalists": rows, "search/finalist_chosen_rank": 2}, 4)[:62]
+    "kept finalist 2 of 2 (the method's reference plan), not the se"
+    """
+    rows, rank = keys["search/finalists"], keys["search/finalist_chosen_rank"]
+    what = " (the method's reference plan)" if rows[rank - 1].get("reference") else ""
+    return (f"kept finalist {rank} of {len(rows)}{what}, not the search's best plan: the selection rule prefers it "
+            f"on validation data after {final_epochs} epochs of fine-tuning")

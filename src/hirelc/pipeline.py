@@ -37,7 +37,7 @@ from hirelc.progress import Progress
 from hirelc.threads import thread_settings
 from hirelc.result_file import COMPRESSION_DEFINITION, RESULT_VERSION, Result, search_keys
 from hirelc.rundir import RunDir
-from hirelc.finalists import keep_among_finalists
+from hirelc.finalists import keep_among_finalists, kept_finalist_note
 from hirelc.guidance import Guidance, measure_guidance
 from hirelc.methods.api import method_config, method_spec, search
 from hirelc.methods.ledger import SERVED_FROM_CACHE
@@ -244,10 +244,7 @@ def run_job(
     result.update(search_keys(found, config.method, config.options, config.bits, reference) | finalists)
     result["val/accuracy"] = val_accuracy
     if plan != found.plan:
-        result["search/notes"].append(f"kept finalist {result['search/finalist_chosen_rank']} of "
-                                      f"{len(finalists['search/finalists'])}, not the search's best plan: the "
-                                      f"selection rule prefers it on validation data after {config.final_epochs} "
-                                      "epochs of fine-tuning")
+        result["search/notes"].append(kept_finalist_note(finalists, config.final_epochs))
     result["run/wall_seconds"] = round(time.perf_counter() - start, 2)
     # Fine-tune results depend on float reduction order, hence on the thread count: record it
     # (and the OpenMP wait policy, which decides the CPU cost on a busy machine).
