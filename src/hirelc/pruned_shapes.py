@@ -53,8 +53,8 @@ def kept_shapes(specs: Sequence[LayerSpec], plan: Mapping[str, LayerConfig]) -> 
     producers' groups drop; with several producer groups (a channel concat) the kept
     fraction is their kept channels over their channels. Depthwise convs keep their one
     column: the inventory ties them to their producer's group, so their rows shrink
-    instead; a grouped conv loses the same fraction of its columns (in_channels / groups). Hand-built specs without `consumers` keep all
-    columns.
+    instead; a grouped conv loses the same fraction of its columns (in_channels / groups).
+    Hand-built specs without `consumers` keep all columns.
 
     >>> a = LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, consumers=("b",))
     >>> b = LayerSpec("b", "linear", (2, 8), n_macs=16)

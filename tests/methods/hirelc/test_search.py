@@ -84,8 +84,13 @@ def test_the_outcome_records_votes_decisions_and_surrogate_quality(result):
     pairs = [p for c in cycles[-3:] for p in c.get("surrogate", {}).get("pairs", [])]
     assert len(pairs) >= 3 and info["rho_unseen_last_3_cycles"] == spearman(*zip(*pairs))
     assert sum(len(c["proposed"]) for c in cycles) == result.n_evaluations
+    assert info["rho_cross_validated"] is None  # 12 evaluations: fewer than 4 per fold of the default 5
+
+
+def test_the_cross_validated_rho_covers_every_evaluation_with_3_folds():
+    info = run(cv_folds=3).options["hirelc"]
     cv = info["rho_cross_validated"]
-    assert cv["n"] == result.n_evaluations and cv["folds"] == 5 and -1 <= cv["rho"] <= 1
+    assert cv["n"] == 12 and cv["folds"] == 3 and -1 <= cv["rho"] <= 1
 
 
 @pytest.mark.slow

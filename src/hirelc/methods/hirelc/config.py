@@ -48,8 +48,9 @@ class HiReLCConfig:
     proxy_calls: measured proxy values per cycle (calibrate the cheap proxy estimate).
     n_surrogates / surrogate_hidden / surrogate_epochs: the MLP ensemble.
     cv_folds: at the end, the surrogate's rho on every real evaluation, each predicted by a
-        surrogate fitted without it (`surrogate.cross_validated_rho`, this many folds;
-        0: not measured). It reports quality only; the search never uses it.
+        surrogate fitted without it (`surrogate.cross_validated_rho`, this many folds; 0, or
+        fewer than 4 evaluations per fold: not measured). It reports quality only; the
+        search never uses it.
     budget_penalty: reward lost per unit of relative overshoot of a block budget.
     uncertain_share: share of a cycle's evaluations picked for exploration: by ensemble
         spread under "top_spread", at random in cold start (no spread yet).

@@ -53,6 +53,7 @@ from hirelc.plan import LayerConfig, Plan
 
 MIN_LLA_STEPS = 64  # one MaskablePPO rollout
 RANDOM_ATTEMPTS = 200  # random plans tried when the policies only repeat evaluated plans
+CV_ROWS_PER_FOLD = 4  # fewer evaluations than 4 per fold: no cross-validated rho (the main job's 12 gave -0.65)
 
 
 class HiReLCSearch(Proposer):
@@ -123,9 +124,10 @@ class HiReLCSearch(Proposer):
 
     def _cv_rho(self) -> dict[str, Any] | None:
         """The surrogate's rho on every real evaluation, each held out of the fit that predicts
-        it (`cross_validated_rho`); None without a surrogate or with too few evaluations."""
+        it (`cross_validated_rho`); None without a surrogate or with fewer than
+        `CV_ROWS_PER_FOLD` evaluations per fold."""
         c = self.config
-        if c.no_surrogate or c.cv_folds == 0 or len(self.history) < max(c.cold_start, 2 * c.cv_folds):
+        if c.no_surrogate or c.cv_folds == 0 or len(self.history) < max(c.cold_start, CV_ROWS_PER_FOLD * c.cv_folds):
             return None
         x = np.stack([self._features(ev.plan) for ev in self.history])
         rho = cross_validated_rho(x, [ev.accuracy for ev in self.history],
