@@ -38,15 +38,6 @@ def fresh_signals(n_seeds: int, mean: float, std: float):
     return x, torch.from_numpy(np.concatenate(ys))
 
 
-def accuracy(model, x, y, batch: int = 1000) -> float:
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(y), batch))
-    return correct / len(y)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path)
@@ -54,10 +45,13 @@ def main() -> None:
     a = p.parse_args()
 
     import torch
+    from torch.utils.data import TensorDataset
 
+    from hirelc.data import load_dataset
     from hirelc.export.packed import load_packed
-    from hirelc.pipeline import JobConfig, prepare
+    from hirelc.pipeline import JobConfig, load_baseline
     from hirelc.result_file import read_result
+    from hirelc.train import evaluate_accuracy
 
     torch.set_num_threads(1)
     signals = None
@@ -67,15 +61,15 @@ def main() -> None:
         config = JobConfig.from_dict(json.loads((run / "config.json").read_text()))
         if config.data != "mnist1d":
             sys.exit(f"error: {run} is a {config.data} run; fresh test data can be generated for mnist1d only")
-        prep = prepare(config, progress=False, log=lambda _m: None)
+        data = load_dataset(config.data, seed=config.split_seed, root=config.data_root)
+        model, _ = load_baseline(config, data, progress=False)  # the job's cached fp32 baseline
         if signals is None:
-            signals = fresh_signals(a.seeds, prep.data.mean[0], prep.data.std[0])
-        compressed = load_packed(run / "model.hirelc", like=prep.model)
-        result = read_result(run)
-        print(json.dumps({"run": str(run), "fresh_signals": len(signals[1]),
-                          "fresh_accuracy": round(accuracy(compressed, *signals), 5),
-                          "fp32_fresh_accuracy": round(accuracy(prep.model, *signals), 5),
-                          "test_accuracy": result["test/accuracy"]}), flush=True)
+            signals = TensorDataset(*fresh_signals(a.seeds, data.mean[0], data.std[0]))
+        compressed = load_packed(run / "model.hirelc", like=model)
+        print(json.dumps({"run": str(run), "fresh_signals": len(signals),
+                          "fresh_accuracy": round(evaluate_accuracy(compressed, signals)[0], 5),
+                          "fp32_fresh_accuracy": round(evaluate_accuracy(model, signals)[0], 5),
+                          "test_accuracy": read_result(run)["test/accuracy"]}), flush=True)
 
 
 if __name__ == "__main__":
