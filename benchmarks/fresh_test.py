@@ -27,11 +27,11 @@ def fresh_signals(n_seeds: int, mean: float, std: float):
     import numpy as np
     import torch
 
-    from hirelc.data.embedded import _generate_mnist1d
+    from hirelc.data.embedded import generate_mnist1d
 
     xs, ys = [], []
     for seed in range(FIRST_SEED, FIRST_SEED + n_seeds):
-        x, y, x_test, y_test = _generate_mnist1d(seed)
+        x, y, x_test, y_test = generate_mnist1d(seed)
         xs += [x, x_test]
         ys += [y, y_test]
     x = (torch.from_numpy(np.concatenate(xs)) - mean) / std

@@ -28,17 +28,14 @@ def main() -> None:
 
     import torch
 
-    from hirelc.methods.problem import SearchProblem
-    from hirelc.methods.releq.reward import RewardParams
-    from hirelc.methods.space import SearchSpace
-    from hirelc.pipeline import JobConfig, prepare
+    from hirelc.methods.api import build_problem
+    from hirelc.pipeline import JobConfig, prepare, problem_inputs
 
     torch.set_num_threads(1)
     config = JobConfig(model=a.model, data=a.data, method="random", target_compression=a.target)
     prep = prepare(config, progress=False, log=lambda _m: None)
-    layers = tuple(prep.inventory)
-    problem = SearchProblem(layers, tuple(config.bits), 1.0, RewardParams(), SearchSpace(layers, config.space_config),
-                            config.target, prep.guidance.sizes, prep.guidance.damage)
+    problem = build_problem(**problem_inputs(config, prep))
+    layers = problem.layers
     rng = np.random.default_rng(0)
     plans = [problem.space.sample(rng) for _ in range(a.plans)]
     start = time.perf_counter()

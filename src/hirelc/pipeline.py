@@ -232,13 +232,8 @@ def run_job(
         f"{config.search_steps} steps (--search-steps), validate on {prep.data.sizes()['val']:,} images")
     with _evaluation_progress(progress, config.max_evaluations, replayed) as tick, \
             job_executor(config, prep, tick, data) as evaluate:
-        found = search(
-            list(prep.inventory), evaluate,
-            method=config.method, bits=config.bits, reference_accuracy=reference,
-            max_evaluations=config.max_evaluations, seed=config.seed, journal=run.journal,
-            space=space, target=target, sizes=prep.guidance.sizes, damage=prep.guidance.damage,
-            proxy=logit_mse_proxy(prep.evaluator), **config.options,
-        )
+        found = search(evaluate=evaluate, method=config.method, max_evaluations=config.max_evaluations,
+                       seed=config.seed, journal=run.journal, **problem_inputs(config, prep), **config.options)
     plan, val_accuracy, finalists = keep_among_finalists(prep.evaluator, found, config, progress, log)
     result = finalize(prep, plan, config, run, progress=progress)
     result.update(search_keys(found, config.method, config.options, config.bits, reference) | finalists)
@@ -369,6 +364,15 @@ def eval_plan(prep: Prepared, plan: Plan, fidelity: Fidelity, split: str = "val"
     before = prep.evaluator.evaluate(plan, Fidelity.none(), split=split)
     after = prep.evaluator.evaluate(plan, fidelity, split=split) if fidelity.finetunes else before
     return before, after
+
+
+def problem_inputs(config: JobConfig, prep: Prepared) -> dict[str, Any]:
+    """The keyword arguments from which a job's search builds its problem
+    (`hirelc.methods.api.build_problem`, which `search` calls): kernels, bits, space, target,
+    the fp32 validation accuracy, measured size and damage models, the logit-MSE proxy."""
+    return {"layers": list(prep.inventory), "bits": config.bits, "reference_accuracy": prep.evaluator.fp32_accuracy("val"),
+            "space": config.space_config, "target": config.target, "sizes": prep.guidance.sizes,
+            "damage": prep.guidance.damage, "proxy": logit_mse_proxy(prep.evaluator)}
 
 
 def logit_mse_proxy(evaluator: Evaluator) -> Callable[[Plan], float]:

@@ -132,7 +132,7 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if cached is not None:
         arrays = tuple(cached[name] for name in names)
     else:
-        arrays = _generate_mnist1d(MNIST1D_SEED)
+        arrays = generate_mnist1d(MNIST1D_SEED)
         _save_npz(path, dict(zip(names, arrays)))
     for array in arrays:
         array.flags.writeable = False
@@ -146,8 +146,10 @@ def _check_mnist1d(a: dict[str, np.ndarray]) -> None:
             raise ValueError(f"unexpected arrays {x.dtype} {x.shape}, {y.dtype} {y.shape}")
 
 
-def _generate_mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def generate_mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`mnist1d.data.make_dataset` with the package defaults and `seed`; never its download path.
+    The embedded `mnist1d` dataset is seed `MNIST1D_SEED`; other seeds give fresh signals of
+    the same distribution (benchmarks/fresh_test.py measures on them).
 
     make_dataset seeds the global `random` and `numpy.random` generators; their states are
     restored afterwards so that loading data does not change a caller's random stream.

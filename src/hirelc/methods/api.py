@@ -194,13 +194,37 @@ def search(
     ([4, 4], 3)
     """
     config = method_config(method, **options)  # before any work: a typo fails at once
-    layers = tuple(layers)
     method_spec(method).check(space, target or Target())
-    search_space = SearchSpace(layers, space) if space is not None else None
-    problem = SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
-                            search_space, target or Target(), sizes, damage, proxy)
-    ledger = EvaluationLedger(evaluate, max_evaluations, journal, layers=[s.name for s in layers])
+    problem = build_problem(layers, bits=bits, reference_accuracy=reference_accuracy, reward_params=reward_params,
+                            space=space, target=target, sizes=sizes, damage=damage, proxy=proxy)
+    ledger = EvaluationLedger(evaluate, max_evaluations, journal, layers=problem.names)
     return run_search(problem, ledger, method=method, seed=seed, config=config)
+
+
+def build_problem(
+    layers: Sequence[LayerSpec],
+    *,
+    bits: Sequence[int] = DEFAULT_BITS,
+    reference_accuracy: float,
+    reward_params: RewardParams | None = None,
+    space: SpaceConfig | None = None,
+    target: Target | None = None,
+    sizes: SizeModel | None = None,
+    damage: DamageModel | None = None,
+    proxy: Callable[[Plan], float] | None = None,
+) -> SearchProblem:
+    """The `SearchProblem` that `search` gives every method (arguments as there): one place,
+    so a benchmark that repairs or featurises plans sees exactly what a search sees.
+
+    >>> from hirelc.inventory.spec import LayerSpec
+    >>> build_problem([LayerSpec("fc", "linear", (10, 10), n_macs=100)], bits=(2, 8),
+    ...               reference_accuracy=0.9, space=SpaceConfig()).space.config.is_bits_only
+    False
+    """
+    layers = tuple(layers)
+    search_space = SearchSpace(layers, space) if space is not None else None
+    return SearchProblem(layers, tuple(bits), reference_accuracy, reward_params or RewardParams(),
+                         search_space, target or Target(), sizes, damage, proxy)
 
 
 def run_search(
