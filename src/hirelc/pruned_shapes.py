@@ -123,6 +123,31 @@ class PruneStructure:
                 asked[group] = frac
         return asked
 
+    def canonical_keeps(self, keeps: Sequence[float]) -> tuple[float, ...]:
+        """`keeps` with every member of a shared channel group set to the keep ratio that
+        decides the group (the largest asked fraction; the largest such ratio on a tie).
+        A member asking for less than its group keeps changes nothing in the pruned model,
+        so plans that differ only there are one model; this gives them one form. A group
+        whose members would then ask for a different fraction (their segments round
+        differently) is left as it was.
+
+        >>> s = PruneStructure.of([LayerSpec("a", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g"),
+        ...                        LayerSpec("b", "linear", (8, 4), n_macs=32, prunable=True, prune_group="g"),
+        ...                        LayerSpec("c", "linear", (8, 4), n_macs=32, prunable=True)])
+        >>> s.canonical_keeps((0.5, 0.75, 0.25))
+        (0.75, 0.75, 0.25)
+        """
+        deciding: dict[str, tuple[Fraction, float]] = {}
+        for group, units, segments, keep in zip(self.groups, self.units, self.segments, keeps):
+            key = (_asked_fraction(units, segments, keep), keep)
+            if group not in deciding or key > deciding[group]:
+                deciding[group] = key
+        out = tuple(deciding[g][1] for g in self.groups)
+        before, after = self.group_fractions(keeps), self.group_fractions(out)
+        if after != before:
+            out = tuple(c if after[g] == before[g] else k for g, k, c in zip(self.groups, keeps, out))
+        return out
+
     def shapes(self, keeps: Sequence[float]) -> dict[str, tuple[int, int]]:
         frac = self.group_fractions(keeps)
         shapes = {}

@@ -135,3 +135,31 @@ def test_importance_mapping_chooses_the_kept_channels():
     assert compression_state(applied).kept["conv1"].tolist() == [3, 4, 5]
     assert torch.equal(applied.conv1.weight[:3], torch.zeros(3, 1, 5, 5))
     assert compression_state(to_physical(applied)).physical
+
+
+@pytest.mark.parametrize("key", ["resnet", "vit"])
+def test_canonical_keeps_give_the_same_compressed_model(key):
+    """A shared channel group keeps the largest fraction any member asks for, so a member asking
+    for less prunes nothing: `SizeModel.canonical` raises it to the deciding keep, and the
+    model, the bytes and the search's candidate are those of the original plan."""
+    from hirelc.methods.problem import SearchProblem
+    from hirelc.methods.sizing import SizeModel
+    from hirelc.methods.space import SearchSpace, SpaceConfig
+
+    model, x, inv = _setup(key)
+    layers = tuple(inv)
+    shared = [s for s in layers if s.prune_group and sum(t.prune_group == s.prune_group for t in layers) > 1]
+    assert shared, "the toy model has a channel group shared by several kernels"
+    space = SearchSpace(layers, SpaceConfig(keep_ratios=(0.25, 0.5, 1.0)))
+    plan = {s.name: LayerConfig(4, keep_ratio=0.5 if s.prunable else 1.0) for s in layers}
+    plan[shared[0].name] = LayerConfig(4, keep_ratio=0.25)  # asks for less than its group keeps
+    plan = Plan(plan)
+    sizes = SizeModel(layers)
+    canonical = Plan(sizes.canonical(plan))
+    assert canonical[shared[0].name].keep_ratio == 0.5 and canonical != plan
+    assert sizes.nbytes(canonical) == sizes.nbytes(plan)
+    a, b = apply_plan(model, plan, inventory=inv).eval(), apply_plan(model, canonical, inventory=inv).eval()
+    assert torch.equal(to_physical(a)(x), to_physical(b)(x))
+    problem = SearchProblem(layers, (2, 4, 8), space=space)
+    assert problem.candidate(plan).content_hash() == problem.candidate(canonical).content_hash()
+    assert problem.candidate(plan) == canonical

@@ -130,8 +130,21 @@ class SearchProblem:
         return Repairer(self.space, self.sizes, self.damage_model, self.max_bytes)
 
     def candidate(self, plan: Plan) -> Plan:
-        """The plan a proposal is evaluated as: repaired onto the size budget, if any."""
-        return self.repairer(plan) if self.repairer is not None else plan
+        """The plan a proposal is evaluated as: repaired onto the size budget, if any, in
+        canonical form (`canonical`)."""
+        plan = self.canonical(plan)
+        return self.canonical(self.repairer(plan)) if self.repairer is not None else plan
+
+    def canonical(self, plan: Plan) -> Plan:
+        """`plan` with the members of each shared channel group at the keep ratio that
+        decides the group (`SizeModel.canonical`): plans that differ only in a keep ratio
+        that prunes nothing are one model, so they get one hash and one real evaluation
+        (on resnet20 HiReLC had spent 4-8 of 60 evaluations on such twins). Unchanged if
+        the canonical form would leave the search space."""
+        out = self.sizes.canonical(plan)
+        if all(out[n] is plan[n] for n in plan):
+            return plan
+        return Plan(out) if self.space.contains(out) else plan
 
     @cached_property
     def objective(self) -> Objective:

@@ -26,7 +26,7 @@ search counts kernels only (fixed_bytes = 0, no unit bytes) unless told otherwis
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hirelc import cost
@@ -89,6 +89,17 @@ class SizeModel:
                 memo.clear()
             memo[keeps] = (self._structure.shapes(keeps), self._structure.units_kept(keeps))
         return memo[keeps]
+
+    def canonical(self, plan: Mapping[str, LayerConfig]) -> dict[str, LayerConfig]:
+        """`plan` (as a dict) with each shared channel group's members at the keep ratio that
+        decides the group (`PruneStructure.canonical_keeps`): the same pruned model, bytes
+        and evaluation, one form. Kernels outside `layers` are left as they are."""
+        keeps = self._structure.keeps(plan)
+        out = dict(plan)
+        for name, old, new in zip(self._structure.names, keeps, self._structure.canonical_keeps(keeps)):
+            if new != old and name in out:
+                out[name] = replace(out[name], keep_ratio=new)
+        return out
 
     def nbytes(self, plan: Mapping[str, LayerConfig]) -> int:
         """Whole-model storage bytes of `plan` (the packed file's data section)."""

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ACQUISITIONS = ("thompson", "top_spread")
+SURROGATES = ("forest", "mlp")
 MAY_BE_ZERO = ("random_pool", "local_pool", "cv_folds")  # pools 0: policies' samples only; cv_folds 0: off
 
 
@@ -46,7 +47,9 @@ class HiReLCConfig:
     acquisition: "thompson" (batch Thompson sampling over the surrogate ensemble) or
         "top_spread" (the top predicted plans, then the `uncertain_share` most uncertain).
     proxy_calls: measured proxy values per cycle (calibrate the cheap proxy estimate).
-    n_surrogates / surrogate_hidden / surrogate_epochs: the MLP ensemble.
+    surrogate: "forest" (a random forest of `forest_trees` trees, the default: it ranked
+        held-out real evaluations better, `surrogate.py`) or "mlp" (the seed's ensemble of
+        `n_surrogates` MLPs, `surrogate_hidden` units, `surrogate_epochs` steps).
     cv_folds: at the end, the surrogate's rho on every real evaluation, each predicted by a
         surrogate fitted without it (`surrogate.cross_validated_rho`, this many folds; 0, or
         fewer than 4 evaluations per fold: not measured). It reports quality only; the
@@ -70,6 +73,8 @@ class HiReLCConfig:
     local_parents: int = 3
     acquisition: str = "thompson"
     proxy_calls: int = 8
+    surrogate: str = "forest"
+    forest_trees: int = 100
     n_surrogates: int = 5
     surrogate_hidden: int = 32
     surrogate_epochs: int = 300
@@ -95,10 +100,19 @@ class HiReLCConfig:
                              f"got {self.pool_size}")
         if not isinstance(self.budget_penalty, (int, float)) or not self.budget_penalty >= 0:
             raise ValueError(f"hirelc budget_penalty must be a number >= 0, got {self.budget_penalty!r}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"hirelc surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
         if self.acquisition not in ACQUISITIONS:
             raise ValueError(f"hirelc acquisition must be one of {ACQUISITIONS}, got {self.acquisition!r}")
         if not isinstance(self.uncertain_share, (int, float)) or not 0.0 <= self.uncertain_share <= 1.0:
             raise ValueError(f"hirelc uncertain_share must be in [0, 1], got {self.uncertain_share!r}")
+
+    def make_surrogate(self, seed: int) -> Any:
+        """A fresh, unfitted surrogate of this configuration (`surrogate.make_surrogate`)."""
+        from hirelc.methods.hirelc.surrogate import make_surrogate
+
+        members = self.forest_trees if self.surrogate == "forest" else self.n_surrogates
+        return make_surrogate(self.surrogate, members, self.surrogate_hidden, self.surrogate_epochs, seed)
 
     @classmethod
     def from_options(cls, **options: Any) -> "HiReLCConfig":

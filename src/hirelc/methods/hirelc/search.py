@@ -46,7 +46,7 @@ from hirelc.methods.hirelc.ladder import BudgetLadder
 from hirelc.methods.hirelc.lla import BlockEnv, LowLevelAgent
 from hirelc.methods.hirelc.pool import distinct_new, local_moves, thompson_picks
 from hirelc.methods.hirelc.proxy import ProxyModel
-from hirelc.methods.hirelc.surrogate import Surrogate, cross_validated_rho, spearman
+from hirelc.methods.hirelc.surrogate import cross_validated_rho, spearman
 from hirelc.methods.ledger import Evaluation
 from hirelc.methods.problem import SearchProblem
 from hirelc.plan import LayerConfig, Plan
@@ -72,7 +72,7 @@ class HiReLCSearch(Proposer):
         self.alloc = Allocator(problem, self.blocks)
         self.proxy = ProxyModel(problem, problem.proxy)
         self.featurize = PlanFeaturizer(problem)
-        self.surrogate = Surrogate(c.n_surrogates, c.surrogate_hidden, c.surrogate_epochs, seed)
+        self.surrogate = c.make_surrogate(seed)
         self.prior = self.alloc.prior_shares(use_fisher=not c.no_fisher)
         sens = sensitivity(problem)
         self.block_sens = np.array([sum(sens[n] for n in b) for b in self.blocks]) * (not c.no_fisher)
@@ -131,7 +131,7 @@ class HiReLCSearch(Proposer):
             return None
         x = np.stack([self._features(ev.plan) for ev in self.history])
         rho = cross_validated_rho(x, [ev.accuracy for ev in self.history],
-                                  lambda: Surrogate(c.n_surrogates, c.surrogate_hidden, c.surrogate_epochs, self.seed),
+                                  lambda: c.make_surrogate(self.seed),
                                   c.cv_folds, self.seed)
         return {"rho": rho, "folds": c.cv_folds, "n": len(self.history)}
 
