@@ -5,14 +5,16 @@ fidelity) is predicted by models fitted on the other folds (5-fold cross-validat
 folds of `surrogate.cross_validated_rho`), and the Spearman rho of the pooled out-of-fold
 predictions against the real accuracies is printed per model:
 
-- `mlp_estimate`: HiReLC's surrogate (`Surrogate`, `PlanFeaturizer`) with the damage-model
-  total as the proxy input (the uncalibrated form of the estimate a search feeds it);
-- `mlp_measured`: the same with the measured proxy: the logit-MSE of the compressed model
-  before any fine-tune (one forward pass on validation data);
+- `forest_estimate` / `mlp_estimate`: HiReLC's surrogate, a random forest (the default) or
+  the seed's MLP ensemble (`make_surrogate`), on `PlanFeaturizer`'s features with the
+  damage-model total as the proxy input (the uncalibrated form of the estimate a search
+  feeds it, affordable for every pool plan);
+- `forest_measured` / `mlp_measured`: the same with the measured proxy: the logit-MSE of
+  the compressed model before any fine-tune (one forward pass on validation data);
 - `measured_alone` / `estimate_alone`: -proxy itself, nothing fitted;
 - `ridge_measured`: `sklearn.linear_model.RidgeCV` on the surrogate's features;
-- `mlp_compact` / `gp_compact`: the MLP ensemble / a Gaussian process on four summary inputs
-  (log measured proxy, log damage total, storage ratio, BitOps ratio).
+- `gp_compact`: a Gaussian process on four summary inputs (log measured proxy, log damage
+  total, storage ratio, BitOps ratio).
 
     python benchmarks/surrogate_inputs.py benchmarks/runs/joint/resnet20/hirelc_s0 [...]
 
@@ -42,10 +44,11 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, fit_predict, folds: int = 5, seed:
     return predicted
 
 
-def _mlp(x, y, x_new):
-    from hirelc.methods.hirelc.surrogate import Surrogate
+def _surrogate(kind: str):
+    from hirelc.methods.hirelc.config import HiReLCConfig
 
-    return Surrogate(5, 32, 300, seed=0).fit(x, y).predict(x_new)[0]
+    config = HiReLCConfig(surrogate=kind)
+    return lambda x, y, x_new: config.make_surrogate(seed=0).fit(x, y).predict(x_new)[0]
 
 
 def _ridge(x, y, x_new):
@@ -92,12 +95,11 @@ def measure(run: Path, folds: int) -> dict:
     def rho(pred) -> float | None:
         return spearman(list(pred), list(y))
 
+    fitted = {f"{kind}_{inputs}": rho(out_of_fold(x, y, _surrogate(kind), folds))
+              for kind in ("forest", "mlp") for inputs, x in (("estimate", full_estimate), ("measured", full_measured))}
     return {"run": str(run), "evaluations": len(y), "accuracy_range_points": round(100 * float(np.ptp(y)), 1),
-            "mlp_estimate": rho(out_of_fold(full_estimate, y, _mlp, folds)),
-            "mlp_measured": rho(out_of_fold(full_measured, y, _mlp, folds)),
-            "measured_alone": rho(-measured), "estimate_alone": rho(-damage),
+            **fitted, "measured_alone": rho(-measured), "estimate_alone": rho(-damage),
             "ridge_measured": rho(out_of_fold(full_measured, y, _ridge, folds)),
-            "mlp_compact": rho(out_of_fold(compact, y, _mlp, folds)),
             "gp_compact": rho(out_of_fold(compact, y, _gp, folds)),
             "search_cv_rho": _search_cv_rho(run)}
 
@@ -113,7 +115,12 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--folds", type=int, default=5)
     a = p.parse_args()
+    import warnings
+
     import torch
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # the GP's length scales at their bounds
 
     torch.set_num_threads(1)
     for run in a.runs:

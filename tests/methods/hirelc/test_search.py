@@ -133,6 +133,14 @@ def test_each_ablation_runs_and_does_what_it_says(flag):
         assert info["prior_shares"] == pytest.approx([n / sum(fp32) for n in fp32], abs=1e-3)
 
 
+@pytest.mark.slow
+def test_the_seeds_mlp_surrogate_is_one_option_away_and_also_finds_the_optimum(result):
+    mlp = run(surrogate="mlp")
+    assert result.options["surrogate"] == "forest" and mlp.options["surrogate"] == "mlp"
+    assert mlp.plan.bits() == [4, 8, 4, 4] and mlp.n_evaluations <= 12
+    assert [ev.plan_hash for ev in mlp.history] != [ev.plan_hash for ev in result.history]  # another model steered
+
+
 def test_hirelc_needs_a_size_target():
     with pytest.raises(ValueError, match="allocates a size budget"):
         search(list(LAYERS), accuracy, method="hirelc", space=SPACE, reference_accuracy=0.95, max_evaluations=4)
@@ -147,6 +155,8 @@ def test_hirelc_needs_a_size_target():
     ({"uncertain_share": 1.5}, "uncertain_share must be in"),
     ({"budget_penalty": -1}, "budget_penalty must be a number >= 0"),
     ({"agents": 3}, "unknown hirelc option"),
+    ({"surrogate": "svm"}, "surrogate must be one of"),
+    ({"forest_trees": 0}, "forest_trees must be an integer >= 1"),
 ])
 def test_options_are_validated_before_any_work(options, message):
     with pytest.raises(ValueError, match=message):

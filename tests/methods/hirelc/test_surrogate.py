@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from hirelc.methods.hirelc.surrogate import Surrogate, cross_validated_rho, spearman
+import pytest
+
+from hirelc.methods.hirelc.surrogate import ForestSurrogate, Surrogate, cross_validated_rho, make_surrogate, spearman
 
 
 def _make():
@@ -23,3 +25,20 @@ def test_a_learnable_target_is_ranked_on_held_out_rows_and_too_few_rows_give_non
     y = x[:, 0] - 0.5 * x[:, 1] ** 2
     assert cross_validated_rho(x, y, _make, folds=5) > 0.8
     assert cross_validated_rho(x[:9], y[:9], _make, folds=5) is None and cross_validated_rho(x, y, _make, 1) is None
+
+
+def test_the_forest_ranks_a_cliff_among_many_near_constant_inputs():
+    """What it was chosen for: accuracy falls off a cliff when one kernel is squeezed too far,
+    and most of ~150 plan features barely vary across a search's evaluations."""
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(size=(50, 2)), 1e-4 * rng.normal(size=(50, 40))], axis=1).astype(np.float32)
+    y = np.where(x[:, 0] > 0.5, 0.3, 0.95) - 0.02 * x[:, 1] + 0.005 * rng.normal(size=50)
+    assert cross_validated_rho(x, y, lambda: ForestSurrogate(100, seed=0), folds=5) > 0.8
+    mean, spread = ForestSurrogate(100, seed=0).fit(x, y).predict(x[:5])
+    assert spread.max() > 0 and mean.shape == (5,)  # trees on bootstrap rows disagree: acquisition has a spread
+
+
+def test_make_surrogate_names_the_kinds():
+    assert isinstance(make_surrogate("mlp", 2, 8, 10, seed=0), Surrogate)
+    with pytest.raises(ValueError, match="unknown surrogate 'svm'"):
+        make_surrogate("svm", 2, 8, 10, seed=0)
