@@ -143,7 +143,8 @@ class PruneStructure:
             if group not in deciding or key > deciding[group]:
                 deciding[group] = key
         out = tuple(deciding[g][1] for g in self.groups)
-        before, after = self.group_fractions(keeps), self.group_fractions(out)
+        before = {g: fraction for g, (fraction, _) in deciding.items()}  # = group_fractions(keeps)
+        after = self.group_fractions(out)
         if after != before:
             out = tuple(c if after[g] == before[g] else k for g, k, c in zip(self.groups, keeps, out))
         return out

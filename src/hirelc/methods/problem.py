@@ -132,7 +132,7 @@ class SearchProblem:
     def candidate(self, plan: Plan) -> Plan:
         """The plan a proposal is evaluated as: repaired onto the size budget, if any, in
         canonical form (`canonical`)."""
-        plan = self.canonical(plan)
+        plan = self.canonical(plan)  # before repair too: its damage model would count a non-deciding keep's pruning
         return self.canonical(self.repairer(plan)) if self.repairer is not None else plan
 
     def canonical(self, plan: Plan) -> Plan:
