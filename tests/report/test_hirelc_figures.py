@@ -7,7 +7,8 @@ PLAN = {"fc1": {"bits": 4, "keep_ratio": 0.5, "number_format": "int_sym", "granu
         "fc2": {"bits": 8, "keep_ratio": 1.0, "number_format": "float", "granularity": "per_group", "group_size": 32}}
 CYCLES = [
     {"hla": {"vote": [0.7, 0.3]}},
-    {"hla": {"vote": [0.6, 0.4]}, "surrogate": {"pairs": [[0.9, 0.85], [0.8, 0.7], [0.7, 0.75]], "rho_unseen": 0.5}},
+    {"hla": {"vote": [0.6, 0.4]}, "surrogate": {"pairs": [[0.9, 0.85], [0.8, 0.7], [0.7, 0.75]], "rho_unseen": 0.5},
+     "rho_cv": {"rho": 0.7, "folds": 5, "n": 20}},
 ]
 
 

@@ -69,6 +69,10 @@ def plot_surrogate(cycles: Sequence[Mapping[str, Any]], path: Path,
     ax.legend(fontsize=7)
     rho = [c.get("surrogate", {}).get("rho_unseen") for c in cycles]
     ax_rho.plot(range(len(rho)), [np.nan if r is None else r for r in rho], marker="o", label="next picks")
+    cv = [(c.get("rho_cv") or {}).get("rho") for c in cycles]
+    if any(r is not None for r in cv):
+        ax_rho.plot(range(len(cv)), [np.nan if r is None else r for r in cv], marker="s", ms=3, color="C3",
+                    label="every evaluation so far, cross-validated")
     if cross_validated and cross_validated.get("rho") is not None:
         ax_rho.scatter([len(rho) - 1], [cross_validated["rho"]], marker="s", color="C3", zorder=3,
                        label=f"all {cross_validated['n']}, {cross_validated['folds']}-fold CV: "

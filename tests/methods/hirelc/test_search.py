@@ -91,6 +91,10 @@ def test_the_cross_validated_rho_covers_every_evaluation_with_3_folds():
     info = run(cv_folds=3).options["hirelc"]
     cv = info["rho_cross_validated"]
     assert cv["n"] == 12 and cv["folds"] == 3 and -1 <= cv["rho"] <= 1
+    # per cycle, over the evaluations so far: none before 4 per fold, then the end's value
+    by_cycle = info["rho_cv_by_cycle"]
+    assert len(by_cycle) == len(info["cycles"]) and by_cycle[-1] == cv["rho"]
+    assert all(r is None for r in by_cycle[:-1])
 
 
 @pytest.mark.slow

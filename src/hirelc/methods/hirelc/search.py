@@ -319,6 +319,7 @@ class HiReLCSearch(Proposer):
             x = np.stack([self._features(ev.plan) for ev in self.history])
             self.surrogate.fit(x, [ev.accuracy for ev in self.history])  # accuracy, whatever the budget
         self.trained_on = len(self.history)
+        last["rho_cv"] = self._cv_rho()  # held-out rho over every evaluation so far: the bar's curve per cycle
         self.timing["surrogate"] += time.perf_counter() - start
         if self.hlas is not None and self.proposals:
             best = max(new, key=self.problem.selection_key)
@@ -349,6 +350,7 @@ class HiReLCSearch(Proposer):
                 "seconds": {k: round(v, 2) for k, v in self.timing.items()} | {"proxy": round(self.proxy.seconds, 2),
                              "real": round(sum(ev.seconds for ev in self.history if not ev.replayed), 2)},
                 "rho_by_cycle": [c.get("surrogate", {}).get("rho_unseen") for c in self.cycles],
+                "rho_cv_by_cycle": [(c.get("rho_cv") or {}).get("rho") for c in self.cycles],
                 "rho_unseen_last_3_cycles": pooled_rho(self.cycles[-3:])} | (
                     {} if self.ladder is None else {"budget_ladder_bytes": self.ladder.steps})
 
