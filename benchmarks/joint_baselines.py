@@ -5,6 +5,7 @@
     python benchmarks/joint_baselines.py verify     # every journaled candidate meets the target
     python benchmarks/joint_baselines.py summarize  # markdown for benchmarks/RESULTS.md
     python benchmarks/joint_baselines.py efficiency # evaluations to the best baseline's accuracy
+    python benchmarks/joint_baselines.py rho        # HiReLC's surrogate rho per cycle
 
 Every run is a `hirelc search` job (validation data for the search, held-out test data for
 the final number) in its own run directory under benchmarks/runs/joint/; runs that already
@@ -216,9 +217,26 @@ def efficiency(baselines: tuple[str, ...] = ("uniform", "random", "greedy", "tpe
               f"(a miss counts as {BUDGET + 1}).")
 
 
+def rho() -> None:
+    """Issue 9: the surrogate's held-out rho per cycle of every HiReLC run that recorded it
+    (`rho_cv_by_cycle`: cross-validated over the evaluations so far; `rho_by_cycle`: the
+    cycle's next picks, predicted before they were evaluated)."""
+    from hirelc.result_file import read_result
+
+    for case, method, seed, d in _runs():
+        info = read_result(d)["search"].get("options", {}).get("hirelc", {})
+        if "rho_cv_by_cycle" not in info:
+            continue
+        print(f"| {case} | {method} s{seed} | {_cells(info['rho_cv_by_cycle'])} | {_cells(info['rho_by_cycle'])} |")
+
+
+def _cells(values: list[float | None]) -> str:
+    return " ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("run", "verify", "summarize", "efficiency"))
+    p.add_argument("what", choices=("run", "verify", "summarize", "efficiency", "rho"))
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -235,6 +253,8 @@ def main() -> None:
         sys.exit(0 if verify() else 1)
     elif a.what == "efficiency":
         efficiency(tuple(a.baselines))
+    elif a.what == "rho":
+        rho()
     else:
         summarize()
 
