@@ -51,9 +51,9 @@ class HiReLCConfig:
         held-out real evaluations better, `surrogate.py`) or "mlp" (the seed's ensemble of
         `n_surrogates` MLPs, `surrogate_hidden` units, `surrogate_epochs` steps).
     cv_folds: after every cycle and at the end, the surrogate's rho on every real evaluation
-        so far, each predicted by a surrogate fitted without it (`surrogate.cross_validated_rho`, this many folds; 0, or
-        fewer than 4 evaluations per fold: not measured). It reports quality only; the
-        search never uses it.
+        so far, each predicted by a surrogate fitted without it
+        (`surrogate.cross_validated_rho`, this many folds; 0, or fewer than 4 evaluations per
+        fold: not measured). It reports quality only; the search never uses it.
     budget_penalty: reward lost per unit of relative overshoot of a block budget.
     uncertain_share: share of a cycle's evaluations picked for exploration: by ensemble
         spread under "top_spread", at random in cold start (no spread yet).

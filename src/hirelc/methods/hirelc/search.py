@@ -122,14 +122,16 @@ class HiReLCSearch(Proposer):
         self._learn_from_reals()
         return self.config.to_dict() | {"hirelc": self.summary() | {"rho_cross_validated": self._cv_rho()}}
 
-    def _cv_rho(self) -> dict[str, Any] | None:
+    def _cv_rho(self, x: np.ndarray | None = None) -> dict[str, Any] | None:
         """The surrogate's rho on every real evaluation, each held out of the fit that predicts
         it (`cross_validated_rho`); None without a surrogate or with fewer than
-        `CV_ROWS_PER_FOLD` evaluations per fold."""
+        `CV_ROWS_PER_FOLD` evaluations per fold. x: the history's features, when the caller
+        has just computed them for the surrogate's fit."""
         c = self.config
         if c.no_surrogate or c.cv_folds == 0 or len(self.history) < max(c.cold_start, CV_ROWS_PER_FOLD * c.cv_folds):
             return None
-        x = np.stack([self._features(ev.plan) for ev in self.history])
+        if x is None:
+            x = np.stack([self._features(ev.plan) for ev in self.history])
         rho = cross_validated_rho(x, [ev.accuracy for ev in self.history],
                                   lambda: c.make_surrogate(self.seed),
                                   c.cv_folds, self.seed)
@@ -315,11 +317,12 @@ class HiReLCSearch(Proposer):
         last["real"] = {"accuracies": [round(ev.accuracy, 4) for ev in new],
                         "best_score": round(max(self.problem.score(ev) for ev in new), 4)}
         start = time.perf_counter()
+        x = None
         if len(self.history) >= self.config.cold_start and not self.config.no_surrogate:
             x = np.stack([self._features(ev.plan) for ev in self.history])
             self.surrogate.fit(x, [ev.accuracy for ev in self.history])  # accuracy, whatever the budget
         self.trained_on = len(self.history)
-        last["rho_cv"] = self._cv_rho()  # held-out rho over every evaluation so far: the bar's curve per cycle
+        last["rho_cv"] = self._cv_rho(x)  # held-out rho over every evaluation so far: the bar's curve per cycle
         self.timing["surrogate"] += time.perf_counter() - start
         if self.hlas is not None and self.proposals:
             best = max(new, key=self.problem.selection_key)
